@@ -1,0 +1,43 @@
+"""colabkit: the plumbing behind the GAN paper course on Google Colab.
+
+Drive checkpoints and exact resume across Colab's 90-minute and 12-hour limits, GPU detection
+and precision choice, TensorBoard, data set downloads and stand-ins, and GAN metrics. The papers
+themselves live in the notebooks.
+"""
+
+import importlib
+
+from .board import image_grid, plot_history, show_images, tensorboard
+from .checkpoint import Checkpointer, CheckpointError, ConfigMismatch
+from .env import (
+    DeviceInfo,
+    DriveMountError,
+    NoGPUError,
+    Precision,
+    Run,
+    SetupError,
+    detect_device,
+    in_colab,
+    mount_drive,
+    setup,
+    smoke_mode,
+)
+from .loader import ResumableLoader
+from .loop import Interrupted, Loop, State
+from .store import LocalStore, StoreError, open_store
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # data and metrics pull in heavier imports (gdown, scipy): load them on first use.
+    if name in ("data", "metrics"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'colabkit' has no attribute {name!r}")
+
+__all__ = [
+    "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "Interrupted",
+    "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
+    "StoreError", "data", "detect_device", "image_grid", "in_colab", "metrics", "mount_drive",
+    "open_store", "plot_history", "setup", "show_images", "smoke_mode", "tensorboard",
+]

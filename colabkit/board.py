@@ -1,0 +1,164 @@
+"""TensorBoard event files, mirrored to the run's store, and pictures for inline viewing.
+
+Event files are written on the VM's local disk (Drive does not reliably sync a file that is
+appended to for hours) and copied to the store with every checkpoint. On resume they are copied
+back and the writer is reopened with purge_step, so TensorBoard drops whatever the interrupted
+session logged after its last checkpoint and the curves continue without doubling back.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from .store import Store
+
+
+def _summary_writer():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception as exc:  # noqa: BLE001 - tensorboard missing or broken (setuptools >= 82 with tb 2.20)
+        print(f"TensorBoard logging is off ({type(exc).__name__}: {exc}). Curves are still kept in the "
+              "checkpoint (loop.history). Fix: pip install -U 'tensorboard>=2.21'.")
+        return None
+    return SummaryWriter
+
+
+class EventLog:
+    """A SummaryWriter on local disk whose files are mirrored to `mirror` (a Store)."""
+
+    def __init__(self, local_dir: Path, mirror: Store, purge_step: int):
+        self.local_dir = Path(local_dir)
+        self.mirror = mirror
+        self._restore()
+        writer_cls = _summary_writer()
+        self.writer = writer_cls(str(self.local_dir), purge_step=purge_step) if writer_cls else None
+
+    def _restore(self) -> None:
+        """Bring back the mirrored files that the local disk lacks (a fresh VM has none)."""
+        for name in self.mirror.list():
+            dest = self.local_dir / name
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(self.mirror.read_bytes(name))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer:
+            for tag, v in values.items():
+                self.writer.add_scalar(tag, v, step)
+
+    def images(self, tag: str, grid: torch.Tensor, step: int) -> None:
+        if self.writer:
+            self.writer.add_image(tag, grid, step)
+
+    def sync(self) -> None:
+        """Flush and copy changed event files to the mirror."""
+        if self.writer:
+            self.writer.flush()
+        if not self.local_dir.is_dir():
+            return
+        for path in sorted(self.local_dir.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(self.local_dir).as_posix()
+                data = path.read_bytes()
+                try:
+                    if self.mirror.exists(name) and len(self.mirror.read_bytes(name)) == len(data):
+                        continue  # event files only grow: same length means same content
+                except OSError:
+                    pass
+                self.mirror.write_bytes(name, data)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+# --- in the notebook -----------------------------------------------------------------------------
+
+def in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
+
+
+def tensorboard(logdir, *, port: int = 6006, start: bool | None = None) -> str:
+    """Show TensorBoard in the notebook (the %tensorboard magic); elsewhere print the command.
+
+    `start=None` starts it only in a notebook outside smoke mode. Returns the CLI command.
+    """
+    from .env import smoke_mode
+
+    logdir = str(logdir)
+    command = f"tensorboard --logdir {logdir} --port {port}"
+    if start is None:
+        start = in_notebook() and not smoke_mode()
+    if not start:
+        print(f"TensorBoard: run  {command}  and open http://localhost:{port}/")
+        return command
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    try:
+        shell.run_line_magic("load_ext", "tensorboard")
+        shell.run_line_magic("tensorboard", f"--logdir {logdir} --port {port}")
+    except Exception as exc:  # noqa: BLE001 - the magic fails in many ways; none should stop training
+        print(f"TensorBoard did not start ({type(exc).__name__}: {exc}).\n"
+              f"Common fixes: a stale instance — run `!rm -rf /tmp/.tensorboard-info` and this cell "
+              f"again; another logdir already on port {port} — call ck.tensorboard(..., port={port + 1}); "
+              "tensorboard 2.20 with setuptools >= 82 — `pip install -U 'tensorboard>=2.21'`.\n"
+              "The curves are also drawn inline by ck.plot_history(loop.history).", file=sys.stderr)
+    return command
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    """A 3×H×W grid in [0, 1] from a batch in [-1, 1]."""
+    from torchvision.utils import make_grid
+
+    x = images.detach().float().cpu().clamp(-1, 1).add(1).div(2)
+    return make_grid(x, nrow=nrow, padding=2, pad_value=1.0)
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, size: float = 6.0):
+    """Draw a batch in [-1, 1] as one grid with matplotlib."""
+    import matplotlib.pyplot as plt
+
+    grid = image_grid(images, nrow)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size * grid.shape[1] / grid.shape[2]))
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    if in_notebook():
+        plt.show()
+    return ax
+
+
+def plot_history(history: dict, tags=None, title: str | None = None, logy: bool = False):
+    """Curves from loop.history: one panel per tag."""
+    import matplotlib.pyplot as plt
+
+    tags = [t for t in (tags or sorted(history)) if history.get(t)]
+    if not tags:
+        print("Nothing logged yet.")
+        return None
+    fig, axes = plt.subplots(1, len(tags), figsize=(3.2 * len(tags), 2.6), squeeze=False)
+    for ax, tag in zip(axes[0], tags):
+        steps, values = zip(*history[tag])
+        ax.plot(steps, values)
+        ax.set_title(tag)
+        ax.set_xlabel("step")
+        if logy:
+            ax.set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if in_notebook():
+        plt.show()
+    return fig
+

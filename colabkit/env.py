@@ -1,0 +1,283 @@
+"""Where the notebook runs: Colab or not, Drive, the GPU and the precision to train in; `setup()`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .store import Store, open_store
+
+DRIVE_MOUNT = "/content/drive"
+DRIVE_HOME = "/content/drive/MyDrive/colabkit"
+COLAB_WORK = "/content/colabkit"
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+class DriveMountError(SetupError):
+    pass
+
+
+class NoGPUError(SetupError):
+    pass
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def smoke_mode() -> bool:
+    """True when COLABKIT_SMOKE is set: every notebook shrinks to a few steps on stand-in data."""
+    return _flag("COLABKIT_SMOKE")
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules or os.path.exists("/var/colab/hostname")
+
+
+def repo_root(start: Path | None = None) -> Path | None:
+    """The nearest folder above `start` (default: cwd) holding this project's pyproject.toml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "colabkit").is_dir():
+            return folder
+    return None
+
+
+def mount_drive(mountpoint: str = DRIVE_MOUNT, timeout_ms: int = 120_000) -> Path:
+    """Mount Google Drive (asks the learner to authorise in the browser) and return MyDrive."""
+    try:
+        from google.colab import drive
+    except ImportError as exc:
+        raise DriveMountError("google.colab is not available: Drive can only be mounted inside Colab. "
+                              "Outside Colab, set COLABKIT_HOME to a local folder.") from exc
+    try:
+        drive.mount(mountpoint, timeout_ms=timeout_ms)
+    except Exception as exc:  # noqa: BLE001 - mount fails with many exception types
+        raise DriveMountError(
+            f"Google Drive could not be mounted at {mountpoint} ({type(exc).__name__}: {exc}).\n"
+            "Run this cell again and allow access in the pop-up (all the permissions it asks for). "
+            "If it keeps failing: Runtime → Disconnect and delete runtime, then Run all.\n"
+            "To train without Drive (checkpoints are then lost when the VM is recycled), set "
+            "os.environ['COLABKIT_HOME'] = '/content/runs' before this cell.") from exc
+    mydrive = Path(mountpoint) / "MyDrive"
+    if not mydrive.is_dir():
+        raise DriveMountError(f"Drive mounted at {mountpoint} but {mydrive} is missing: mount it again.")
+    return mydrive
+
+
+# --- device and precision -------------------------------------------------------------------------
+
+@dataclass
+class Precision:
+    """How to train: "bf16" (autocast, compute capability >= 8.0), "fp16" (autocast + GradScaler), "fp32"."""
+
+    name: str
+    device_type: str
+
+    @property
+    def dtype(self):
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def make_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is active only for fp16; a disabled one elsewhere keeps the code uniform."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+
+
+@dataclass
+class DeviceInfo:
+    device: torch.device
+    name: str
+    memory_gb: float | None = None
+    capability: tuple[int, int] | None = None
+
+    def best_precision(self) -> Precision:
+        if self.device.type != "cuda":
+            return Precision("fp32", self.device.type)
+        if self.capability and self.capability >= (8, 0):
+            return Precision("bf16", "cuda")
+        return Precision("fp16", "cuda")
+
+
+NO_GPU_MESSAGE = (
+    "No GPU is attached to this runtime. In Colab: Runtime → Change runtime type → choose a GPU "
+    "(T4 on the free tier) → Save, then Runtime → Run all. Training on the CPU would take weeks; "
+    "to do it anyway, set ALLOW_CPU = True in the settings cell (or COLABKIT_ALLOW_CPU=1).")
+
+
+def detect_device(allow_cpu: bool = False) -> DeviceInfo:
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return DeviceInfo(torch.device("cuda"), props.name, props.total_memory / 2**30,
+                          (props.major, props.minor))
+    if not allow_cpu:
+        raise NoGPUError(NO_GPU_MESSAGE)
+    return DeviceInfo(torch.device("cpu"), f"CPU ({os.cpu_count()} cores)")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    name: str
+    config: dict
+    device: torch.device
+    info: DeviceInfo
+    precision: Precision
+    store: Store
+    work: Path
+    data_dir: Path
+    cache: Path
+    seed: int
+    loops: dict = field(default_factory=dict)
+
+    @property
+    def home(self) -> str:
+        return self.store.url
+
+    def loop(self, name: str = "train", **kwargs):
+        """A resumable training loop whose checkpoints live in <home>/<name>/ (see colabkit.loop.Loop)."""
+        from .loop import Loop
+
+        loop = Loop(self, name, **kwargs)
+        self.loops[name] = loop
+        return loop
+
+    def saved_steps(self) -> dict[str, int]:
+        """The newest checkpoint step of each loop already in the store (not verified here)."""
+        out = {}
+        for name in self.store.list():
+            m = re.match(r"^(.+)/checkpoints/ckpt-(\d{9})\.pt$", name)
+            if m:
+                out[m.group(1)] = max(out.get(m.group(1), -1), int(m.group(2)))
+        return out
+
+
+def _normalise(config: dict | None) -> dict:
+    try:
+        return json.loads(json.dumps(config or {}))
+    except TypeError as exc:
+        raise SetupError(f"The settings must be plain values (numbers, strings, lists, dicts): {exc}") from exc
+
+
+def _default_home(colab: bool) -> str:
+    if os.environ.get("COLABKIT_HOME"):
+        return os.environ["COLABKIT_HOME"]
+    if colab:
+        return str(mount_drive() / "colabkit")
+    root = repo_root()
+    return str((root / "runs") if root else Path.home() / "colabkit-runs")
+
+
+def _default_work(colab: bool) -> Path:
+    if os.environ.get("COLABKIT_WORK"):
+        return Path(os.environ["COLABKIT_WORK"])
+    if colab:
+        return Path(COLAB_WORK)
+    root = repo_root()
+    return (root / ".work") if root else Path.home() / "colabkit-work"
+
+
+def setup(name: str, config: dict | None = None, *, seed: int | None = None, allow_cpu: bool | None = None,
+          precision: str | None = None, deterministic: bool | None = None, verbose: bool = True) -> Run:
+    """Mount Drive (in Colab), make the run's folders, pick device and precision, seed, print a table.
+
+    In smoke mode the run name gets a `-smoke` suffix, the CPU is allowed and algorithms are made
+    deterministic (so resumed runs can be compared bit for bit).
+    """
+    smoke = smoke_mode()
+    colab = in_colab()
+    if smoke:
+        name = f"{name}-smoke"
+    config = _normalise(config)
+    seed = int(config.get("seed", 0) if seed is None else seed)
+    if allow_cpu is None:
+        allow_cpu = smoke or _flag("COLABKIT_ALLOW_CPU")
+    deterministic = smoke if deterministic is None else deterministic
+
+    info = detect_device(allow_cpu)
+    prec = info.best_precision()
+    precision = precision or os.environ.get("COLABKIT_PRECISION")
+    if precision:
+        if precision not in {"bf16", "fp16", "fp32"}:
+            raise SetupError(f"precision must be bf16, fp16 or fp32, not {precision!r}")
+        prec = Precision(precision, info.device.type)
+
+    root = _default_home(colab)
+    store = open_store(root.rstrip("/") + "/" + name)
+    work_root = _default_work(colab)
+    work = work_root / name
+    work.mkdir(parents=True, exist_ok=True)
+    data_dir = work_root / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cache = Path(root) / "cache" if "://" not in root else work_root / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    seed_everything(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    run = Run(name=name, config=config, device=info.device, info=info, precision=prec, store=store,
+              work=work, data_dir=data_dir, cache=cache, seed=seed)
+    if verbose:
+        print_summary(run, colab=colab, smoke=smoke)
+    return run
+
+
+def print_summary(run: Run, *, colab: bool, smoke: bool) -> None:
+    info = run.info
+    gpu = info.name
+    rows = [("device", gpu)]
+    if info.memory_gb is not None:
+        rows.append(("GPU memory", f"{info.memory_gb:.1f} GiB"))
+    if info.capability is not None:
+        rows.append(("compute capability", f"{info.capability[0]}.{info.capability[1]}"))
+    why = {"bf16": "bfloat16 autocast (compute capability >= 8.0)",
+           "fp16": "float16 autocast + GradScaler (no fast bf16 on this GPU)",
+           "fp32": "float32"}[run.precision.name]
+    rows += [
+        ("precision", why),
+        ("environment", "Google Colab" if colab else "local") ,
+        ("smoke mode", "ON: tiny sizes and stand-in data" if smoke else "off"),
+        ("checkpoints + logs", run.home),
+        ("local scratch", str(run.work)),
+        ("data sets", str(run.data_dir)),
+        ("archive cache", str(run.cache)),
+        ("seed", str(run.seed)),
+    ]
+    saved = run.saved_steps()
+    rows.append(("resuming", ", ".join(f"{k} from step {v:,}" for k, v in sorted(saved.items()))
+                 if saved else "no: a new run"))
+    width = max(len(k) for k, _ in rows)
+    print(f"colabkit run '{run.name}'")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    if info.device.type == "cpu" and not smoke:
+        print("  WARNING: " + NO_GPU_MESSAGE.split(" Training")[0] + " You asked for the CPU: it will be slow.")

@@ -1,0 +1,306 @@
+"""The resumable training loop. The notebook writes the step; this runs the loop around it.
+
+    loop = run.loop("train", total_steps=N, loader=loader, state={...})
+    for step, batch in loop:
+        ...one training step, written in the notebook...
+        loop.log(loss_D=loss_D)
+
+Creating the loop restores the newest valid checkpoint (weights, optimizers, schedulers, scaler,
+registered extra state, RNG, the position in the data), so the first step yielded is the one the
+interrupted run had not finished. After each step the loop saves when `save_every_min` minutes
+have passed (default 10: the most a disconnect can cost), every `save_every_steps` steps if set,
+when the learner presses Interrupt (at the step boundary, then it stops), and at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import warnings
+from collections import defaultdict
+
+import torch
+
+from .board import EventLog, image_grid
+from .checkpoint import Checkpointer, ConfigMismatch, capture, diff_config, restore, rng_state, set_rng_state
+
+VM_LIFETIME_H = 12.0   # Colab recycles a VM after at most this long
+VM_WARN_H = 11.0
+
+
+def vm_age_hours() -> float | None:
+    """Hours since the machine booted (on Colab: the VM's age)."""
+    try:
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) / 3600
+    except (OSError, ValueError):
+        return None
+
+
+class State:
+    """Plain training values (k_t, a learning rate, counters) that the checkpoint should carry."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def state_dict(self) -> dict:
+        return {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"State({inner})"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised at a step boundary after the learner pressed Interrupt and the checkpoint was saved."""
+
+
+class Loop:
+    def __init__(self, run, name: str = "train", *, total_steps: int, state: dict, loader=None,
+                 save_every_min: float = 10.0, save_every_steps: int | None = None, keep: int = 3,
+                 log_every: int = 50, allow_config_change: bool | list = False, progress: bool = True):
+        if total_steps < 0:
+            raise ValueError("total_steps must be >= 0")
+        self.run = run
+        self.name = name
+        self.total_steps = int(total_steps)
+        self.objects = dict(state)
+        self.loader = loader
+        self.save_every_s = save_every_min * 60
+        env_steps = os.environ.get("COLABKIT_SAVE_EVERY_STEPS")
+        self.save_every_steps = int(env_steps) if env_steps else save_every_steps
+        self.log_every = max(1, int(log_every))
+        self.progress = progress
+        self.store = run.store.sub(name)
+        self.ckpt = Checkpointer(self.store.sub("checkpoints"), keep=keep)
+        self.history: dict[str, list] = defaultdict(list)
+        self._pending: dict[str, list] = defaultdict(list)
+        self._interrupt = False
+        self._vm_warned = False
+        self.step = 0          # steps completed
+        self.resumed_from: int | None = None
+        self._resume(allow_config_change)
+        self.events = EventLog(run.work / "tb" / name, self.store.sub("tb"), purge_step=self.step)
+        self._last_save_time = time.monotonic()
+        self._last_saved_step = self.step if self.resumed_from is not None else None
+
+    # --- resume --------------------------------------------------------------------------------
+    def _resume(self, allow_config_change) -> None:
+        found = self.ckpt.load_latest()
+        if found is None:
+            print(f"[{self.name}] no checkpoint in {self.ckpt.store.url}: starting at step 0")
+            return
+        payload, fname = found
+        diffs = diff_config(payload.get("config", {}), self.run.config)
+        if allow_config_change is not True:
+            allowed = set(allow_config_change or [])
+            diffs_blocking = [d for d in diffs if d[0] not in allowed]
+            if diffs_blocking:
+                lines = "\n".join(f"  {k}: checkpoint {a!r} → now {b!r}" for k, a, b in diffs_blocking)
+                raise ConfigMismatch(
+                    f"The settings differ from those {fname} was trained with:\n{lines}\n"
+                    "Restore those settings to continue this run, use a new run name to start a new one, "
+                    f"or pass allow_config_change={[d[0] for d in diffs_blocking]} to run.loop() to "
+                    "continue with the new values on purpose.")
+        restore(self.objects, payload["state"], fname)
+        set_rng_state(payload["rng"])
+        for tag, points in payload.get("history", {}).items():
+            self.history[tag] = [tuple(p) for p in points]
+        self.step = int(payload["step"])
+        self.resumed_from = self.step
+        where = ""
+        if self.loader is not None:
+            where = f" (epoch {self.epoch}, batch {self.step_in_epoch} of {self.steps_per_epoch})"
+        note = " — already complete" if self.step >= self.total_steps else ""
+        print(f"[{self.name}] resumed from {fname}: step {self.step:,} of {self.total_steps:,}{where}{note}")
+
+    # --- position ------------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int | None:
+        return self.loader.steps_per_epoch if self.loader is not None else None
+
+    @property
+    def epoch(self) -> int:
+        """Epoch of the step being run (or, between steps, of the next one)."""
+        return self._current // self.steps_per_epoch if self.loader is not None else 0
+
+    @property
+    def step_in_epoch(self) -> int:
+        return self._current % self.steps_per_epoch if self.loader is not None else self._current
+
+    @property
+    def _current(self) -> int:
+        return getattr(self, "_running", self.step)
+
+    @property
+    def end_of_epoch(self) -> bool:
+        """True during the last step of an epoch."""
+        return self.loader is not None and (self._current + 1) % self.steps_per_epoch == 0
+
+    def every(self, n: int) -> bool:
+        """True during every n-th step (steps n-1, 2n-1, … counted from 0) and the last one."""
+        s = self._current
+        return (s + 1) % n == 0 or s + 1 == self.total_steps
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    # --- logging -------------------------------------------------------------------------------
+    def log(self, **values) -> None:
+        """Record scalars for the current step; tensors are fetched in one batch every log_every steps."""
+        for tag, v in values.items():
+            self._pending[tag].append(v.detach() if isinstance(v, torch.Tensor) else float(v))
+
+    def log_images(self, tag: str, images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+        grid = image_grid(images, nrow)
+        self.events.images(tag, grid, self._current)
+        return grid
+
+    def _flush_logs(self) -> dict[str, float]:
+        if not self._pending:
+            return {}
+        tags = list(self._pending)
+        # One device→host transfer for everything pending, instead of a sync per value per step.
+        flat = [torch.as_tensor(v, dtype=torch.float32).reshape(()).cpu() if isinstance(v, torch.Tensor)
+                else torch.tensor(v, dtype=torch.float32) for t in tags for v in self._pending[t]]
+        values = torch.stack(flat).tolist() if flat else []
+        means, i = {}, 0
+        for t in tags:
+            n = len(self._pending[t])
+            chunk = values[i:i + n]
+            i += n
+            means[t] = sum(chunk) / n
+        step = self.step - 1
+        for t, m in means.items():
+            self.history[t].append((step, m))
+        self.events.scalars(means, step)
+        self._pending.clear()
+        return means
+
+    # --- saving --------------------------------------------------------------------------------
+    def save(self, *, blocking: bool = False):
+        self._flush_logs()
+        payload = {
+            "state": capture(self.objects),
+            "rng": rng_state(),
+            "config": self.run.config,
+            "history": {t: list(p) for t, p in self.history.items()},
+            "position": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch},
+            "meta": {"run": self.run.name, "loop": self.name, "total_steps": self.total_steps,
+                     "saved_at": time.time(), "torch": str(torch.__version__)},
+        }
+        self.events.sync()
+        rec = self.ckpt.save(self.step, payload, blocking=blocking)
+        self._last_save_time = time.monotonic()
+        self._last_saved_step = self.step
+        return rec
+
+    def _due(self) -> bool:
+        if self.save_every_steps and self.step % self.save_every_steps == 0:
+            return True
+        return time.monotonic() - self._last_save_time >= self.save_every_s
+
+    def _check_vm_age(self) -> None:
+        age = vm_age_hours()
+        if self._vm_warned or age is None or age < VM_WARN_H:
+            return
+        self._vm_warned = True
+        from .env import in_colab
+        if in_colab():
+            left = max(0.0, VM_LIFETIME_H - age)
+            warnings.warn(f"This Colab VM has been up {age:.1f} h; Colab recycles VMs after at most "
+                          f"{VM_LIFETIME_H:.0f} h (about {left * 60:.0f} min left). A checkpoint is being saved "
+                          "now and every few minutes; when the runtime disconnects, reconnect and Run all.",
+                          stacklevel=3)
+            self.save_every_s = min(self.save_every_s, 300)
+            self.save()
+
+    # --- the loop ------------------------------------------------------------------------------
+    def _on_sigint(self, signum, frame):
+        if self._interrupt:   # pressed twice: stop right now, without saving
+            signal.default_int_handler(signum, frame)
+        self._interrupt = True
+        print(f"\n[{self.name}] Interrupt received: finishing this step and saving a checkpoint "
+              "(press Interrupt again to stop without saving).", flush=True)
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        # If the notebook's step raises, this generator is not closed while the traceback holds it:
+        # restore the handler when the cell ends, so the next Interrupt works normally.
+        try:
+            from IPython import get_ipython
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+        if shell is not None:
+            def restore_handler(*_):
+                if signal.getsignal(signal.SIGINT) == self._on_sigint:
+                    signal.signal(signal.SIGINT, previous)
+                shell.events.unregister("post_run_cell", restore_handler)
+            shell.events.register("post_run_cell", restore_handler)
+        return previous
+
+    def __iter__(self):
+        if self.done:
+            print(f"[{self.name}] all {self.total_steps:,} steps done; nothing to train.")
+            return
+        previous = self._install_sigint()
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=self.total_steps, initial=self.step, desc=self.name, dynamic_ncols=True,
+                       smoothing=0.05)
+        try:
+            batches = None
+            while self.step < self.total_steps:
+                s = self.step
+                batch = None
+                if self.loader is not None:
+                    epoch, pos = divmod(s, self.steps_per_epoch)
+                    if batches is None or pos == 0:
+                        batches = self.loader.epoch_batches(epoch, pos)
+                    batch = next(batches)
+                self._running = s
+                yield s, batch
+                del self._running
+                self.step = s + 1
+                if bar is not None:
+                    bar.update(1)
+                if self.step % self.log_every == 0:
+                    means = self._flush_logs()
+                    if bar is not None and means:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]}, refresh=False)
+                if self._interrupt:
+                    self.save(blocking=True)
+                    raise Interrupted(
+                        f"[{self.name}] stopped at step {self.step:,}; checkpoint saved in "
+                        f"{self.ckpt.store.url}. Run the notebook again to continue from here.")
+                if self.step < self.total_steps and self._due():
+                    self.save()
+                self._check_vm_age()
+            if self._last_saved_step != self.step:
+                self.save(blocking=True)
+            self.ckpt.wait()
+            print(f"[{self.name}] finished {self.total_steps:,} steps; final checkpoint in {self.ckpt.store.url}")
+        finally:
+            if hasattr(self, "_running"):
+                del self._running
+            if bar is not None:
+                bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            self._interrupt = False
+
+    def wait(self) -> None:
+        """Wait for a background checkpoint write (and raise its error, if it failed)."""
+        self.ckpt.wait()
+

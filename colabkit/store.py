@@ -1,0 +1,201 @@
+"""Where a run's files persist: a local folder (Google Drive is one, once mounted) or an fsspec URL.
+
+Every write goes to a temporary name in the destination folder and is renamed into place, so
+a reader never sees half a file under the real name. On Drive that matters twice: the VM can
+die mid-write, and Drive syncs a file some time after it is closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"
+
+
+class StoreError(OSError):
+    """A write to the store failed; the message says what to do about it."""
+
+
+def _explain(exc: OSError, where: str) -> StoreError:
+    if exc.errno == errno.ENOSPC:
+        msg = (f"No space left while writing {where}. Earlier checkpoints are untouched. "
+               "Free space (delete old runs, empty the Drive trash) or lower keep=, then run again.")
+    elif exc.errno == errno.ENOTCONN:
+        msg = (f"The folder behind {where} is not connected (Google Drive dropped: 'Transport endpoint "
+               "is not connected'). Re-run the setup cell to mount Drive again, then run again.")
+    else:
+        msg = f"Could not write {where}: {exc}"
+    err = StoreError(exc.errno, msg)
+    err.__cause__ = exc
+    return err
+
+
+class Store:
+    """A flat namespace of files under one root; names may contain '/'."""
+
+    url: str
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read_bytes(self, name: str) -> bytes:
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> list[str]:
+        raise NotImplementedError
+
+    def delete(self, name: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        return name in self.list(os.path.dirname(name))
+
+    def sub(self, folder: str) -> Store:
+        raise NotImplementedError
+
+    def clean_temp(self) -> list[str]:
+        """Delete temporary files left by writes that never finished (the VM died mid-write)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+class LocalStore(Store):
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def _path(self, name: str) -> Path:
+        return self.root / name
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                view = memoryview(data)
+                # Chunked so a full disk surfaces part-way, as it does for a real large file.
+                for start in range(0, len(view), 1 << 24):
+                    f.write(view[start:start + (1 << 24)])
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise _explain(exc, str(path)) from exc
+
+    def read_bytes(self, name: str) -> bytes:
+        return self._path(name).read_bytes()
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        out = []
+        for p in base.rglob("*"):
+            if p.is_file() and not p.name.startswith(TMP_PREFIX):
+                out.append(p.relative_to(self.root).as_posix())
+        return sorted(out)
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            pass
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    def sub(self, folder: str) -> LocalStore:
+        return LocalStore(self.root / folder)
+
+    def clean_temp(self) -> list[str]:
+        gone = []
+        if self.root.is_dir():
+            for p in self.root.rglob(f"{TMP_PREFIX}*"):
+                p.unlink(missing_ok=True)
+                gone.append(p.name)
+        return gone
+
+
+class FsspecStore(Store):
+    """Any fsspec file system: memory:// for tests, gs:// or s3:// when a learner outgrows Drive."""
+
+    def __init__(self, url: str):
+        import fsspec
+
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self.url = url.rstrip("/")
+
+    def _path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        folder, base = path.rsplit("/", 1)
+        tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{base}"
+        try:
+            self.fs.makedirs(folder, exist_ok=True)
+            self.fs.pipe_file(tmp, bytes(data))
+            self.fs.mv(tmp, path)
+        except OSError as exc:
+            try:
+                self.fs.rm_file(tmp)
+            except (OSError, FileNotFoundError):
+                pass
+            raise _explain(exc, path) from exc
+
+    def read_bytes(self, name: str) -> bytes:
+        return self.fs.cat_file(self._path(name))
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix).rstrip("/")
+        if not self.fs.exists(base):
+            return []
+        root = self.root.strip("/")
+        out = []
+        for p in self.fs.find(base):
+            rel = p.strip("/")[len(root):].lstrip("/")
+            if not rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                out.append(rel)
+        return sorted(out)
+
+    def delete(self, name: str) -> None:
+        try:
+            self.fs.rm_file(self._path(name))
+        except FileNotFoundError:
+            pass
+
+    def exists(self, name: str) -> bool:
+        return self.fs.isfile(self._path(name))
+
+    def sub(self, folder: str) -> FsspecStore:
+        return FsspecStore(f"{self.url}/{folder}")
+
+    def clean_temp(self) -> list[str]:
+        gone = []
+        if self.fs.exists(self.root):
+            for p in self.fs.find(self.root):
+                if p.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                    self.fs.rm_file(p)
+                    gone.append(p.rsplit("/", 1)[-1])
+        return gone
+
+
+def open_store(location: str | os.PathLike) -> Store:
+    """A LocalStore for a path or file:// URL, an FsspecStore for any other URL."""
+    loc = str(location)
+    if loc.startswith("file://"):
+        return LocalStore(loc[len("file://"):])
+    if "://" in loc:
+        return FsspecStore(loc)
+    return LocalStore(loc)

@@ -1,0 +1,90 @@
+"""Run a training script in a subprocess, kill it at random moments, restart it until it finishes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def env_for(home: Path, work: Path, **extra) -> dict:
+    env = dict(os.environ)
+    env.update(COLABKIT_HOME=str(home), COLABKIT_WORK=str(work), PYTHONUNBUFFERED="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600) -> str:
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: int, done_marker: str,
+                   min_delay: float, max_delay: float, sig=signal.SIGKILL, max_attempts: int = 40,
+                   wait_for: str | None = None) -> dict:
+    """Start `cmd`; `kills` times, send `sig` after a random delay (measured from when the output shows
+    `wait_for`, if given), then start it again; finally let it run to the end. Returns counts and logs."""
+    rng = random.Random(seed)
+    logs, killed, attempts = [], 0, 0
+    while True:
+        attempts += 1
+        if attempts > max_attempts:
+            raise AssertionError("too many restarts:\n" + "\n----\n".join(logs[-3:]))
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        if killed < kills:
+            out = _read_until(proc, wait_for, timeout=300) if wait_for else ""
+            time.sleep(rng.uniform(min_delay, max_delay))
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                killed += 1
+            rest, _ = proc.communicate(timeout=300)
+            logs.append(out + rest)
+            if done_marker in out + rest:
+                break
+            continue
+        rest, _ = proc.communicate(timeout=600)
+        logs.append(rest)
+        if proc.returncode != 0:
+            raise AssertionError(f"final run failed ({proc.returncode}):\n{rest[-4000:]}")
+        break
+    return {"killed": killed, "attempts": attempts, "logs": logs}
+
+
+def _read_until(proc, marker: str, timeout: float) -> str:
+    seen, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            break
+    return "".join(seen)
+
+
+def assert_same(a, b, path="") -> int:
+    """Bit-for-bit equality of nested state; returns the number of tensors compared."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, path
+        assert torch.equal(a, b), f"tensors differ at {path}: max |diff| {(a.double() - b.double()).abs().max()}"
+        return 1
+    if isinstance(a, dict):
+        assert set(a) == set(b), f"keys differ at {path}: {set(a) ^ set(b)}"
+        return sum(assert_same(a[k], b[k], f"{path}.{k}") for k in a)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"lengths differ at {path}"
+        return sum(assert_same(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
+    assert a == b, f"values differ at {path}: {a!r} != {b!r}"
+    return 0

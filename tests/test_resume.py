@@ -1,0 +1,59 @@
+"""Exact resume: a run killed at random moments (some inside a checkpoint write) and restarted until
+done ends with the same weights, optimizer moments, scheduler, extra state and RNG, bit for bit, as a
+run that was never interrupted. The same for the Interrupt (SIGINT) path."""
+
+import signal
+import sys
+
+import torch
+
+from resume_util import REPO, assert_same, env_for, run_to_end, run_with_kills
+
+SCRIPT = REPO / "tests" / "scripts" / "tiny_train.py"
+TOTAL = 60
+
+
+def _reference(tmp_path):
+    out = tmp_path / "ref"
+    out.mkdir()
+    run_to_end([sys.executable, str(SCRIPT), str(out), str(TOTAL)],
+               env_for(tmp_path / "ref-home", tmp_path / "ref-work"), REPO)
+    return torch.load(out / "final.pt", weights_only=True)
+
+
+def test_sigkill_at_random_moments_resumes_bit_exact(tmp_path):
+    ref = _reference(tmp_path)
+    out = tmp_path / "killed"
+    out.mkdir()
+    # A checkpoint every step and a slowed step: kills land before, during and after writes.
+    env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SAVE_EVERY_STEPS=1, TINY_STEP_SLEEP=0.01)
+    res = run_with_kills([sys.executable, str(SCRIPT), str(out), str(TOTAL)], env, REPO, kills=6, seed=1,
+                         done_marker="DONE", wait_for="[train] ", min_delay=0.05, max_delay=0.6)
+    assert res["killed"] >= 4, res["logs"]
+    resumed = [log for log in res["logs"] if "resumed from ckpt-" in log]
+    assert len(resumed) >= 4, "restarts should continue from a checkpoint, not from scratch"
+    got = torch.load(out / "final.pt", weights_only=True)
+    assert got["step"] == TOTAL
+    n = assert_same(ref, got)
+    assert n > 20   # weights, Adam moments, pool tensors and the RNG state were all compared
+    # Only `keep` checkpoints survive pruning, each with its checksum.
+    ckpts = sorted(p.name for p in (tmp_path / "home" / "tiny" / "train" / "checkpoints").iterdir())
+    assert [c for c in ckpts if c.endswith(".pt")][-1] == f"ckpt-{TOTAL:09d}.pt"
+    assert len([c for c in ckpts if c.endswith(".pt")]) == 3
+    assert all(c.endswith((".pt", ".sha256")) for c in ckpts), ckpts
+
+
+def test_interrupt_saves_at_step_boundary_and_resumes_bit_exact(tmp_path):
+    ref = _reference(tmp_path)
+    out = tmp_path / "int"
+    out.mkdir()
+    env = env_for(tmp_path / "home", tmp_path / "work", TINY_STEP_SLEEP=0.02)   # no periodic saves
+    res = run_with_kills([sys.executable, str(SCRIPT), str(out), str(TOTAL)], env, REPO, kills=2, seed=2,
+                         done_marker="DONE", wait_for="[train] ", min_delay=0.2, max_delay=0.5,
+                         sig=signal.SIGINT)
+    assert res["killed"] == 2
+    first = res["logs"][0]
+    assert "Interrupt received" in first and "checkpoint saved" in first, first[-2000:]
+    assert "resumed from ckpt-" in res["logs"][1]
+    got = torch.load(out / "final.pt", weights_only=True)
+    assert_same(ref, got)
