@@ -1,0 +1,44 @@
+"""Load the definition cells of a notebook's py:percent twin without running the whole lesson.
+
+Cells whose header carries a tag, e.g. `# %% tags=["lib"]`, hold the paper's code (networks,
+losses, the training step). Benchmarks and tests execute just those cells, so the code they
+measure is the notebook's own, with no copy to drift from it.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from pathlib import Path
+
+_HEADER = re.compile(r"^# %%(.*)$")
+
+
+def cells(path: str | Path) -> list[tuple[str, str]]:
+    """(header, source) for every cell of a py:percent file."""
+    out, header, lines = [], None, []
+    for line in Path(path).read_text().splitlines():
+        m = _HEADER.match(line)
+        if m:
+            if header is not None:
+                out.append((header, "\n".join(lines)))
+            header, lines = m.group(1), []
+        elif header is not None:
+            lines.append(line)
+    if header is not None:
+        out.append((header, "\n".join(lines)))
+    return out
+
+
+def load(path: str | Path, tag: str = "lib", namespace: dict | None = None) -> types.SimpleNamespace:
+    """Execute, in order, the cells tagged `tag`; return what they define."""
+    ns = {"__name__": f"nbcells:{Path(path).stem}"} if namespace is None else namespace
+    found = 0
+    for header, source in cells(path):
+        if "[markdown]" in header or not re.search(rf"tags=\[[^\]]*[\"']{re.escape(tag)}[\"']", header):
+            continue
+        exec(compile(source, f"{path}:{tag}-cell-{found}", "exec"), ns)
+        found += 1
+    if not found:
+        raise ValueError(f"{path} has no cells tagged {tag!r}")
+    return types.SimpleNamespace(**{k: v for k, v in ns.items() if not k.startswith("__")})
