@@ -55,8 +55,9 @@ def repo_root(start: Path | None = None) -> Path | None:
     return None
 
 
-def mount_drive(mountpoint: str = DRIVE_MOUNT, timeout_ms: int = 120_000) -> Path:
+def mount_drive(mountpoint: str | None = None, timeout_ms: int = 120_000) -> Path:
     """Mount Google Drive (asks the learner to authorise in the browser) and return MyDrive."""
+    mountpoint = mountpoint or DRIVE_MOUNT
     try:
         from google.colab import drive
     except ImportError as exc:

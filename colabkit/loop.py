@@ -81,6 +81,8 @@ class Loop:
         self.history: dict[str, list] = defaultdict(list)
         self._pending: dict[str, list] = defaultdict(list)
         self._interrupt = False
+        self._stop = False
+        self._left_mid_step: int | None = None
         self._vm_warned = False
         self.step = 0          # steps completed
         self.resumed_from: int | None = None
@@ -184,7 +186,20 @@ class Loop:
         return means
 
     # --- saving --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """End the loop after the current step: it saves a checkpoint and stops without an error.
+
+        Use this rather than `break`: after a break the loop cannot know whether the step finished.
+        """
+        self._stop = True
+
     def save(self, *, blocking: bool = False):
+        """Checkpoint the state as of `self.step` completed steps (called by the loop between steps)."""
+        if self._left_mid_step is not None:
+            raise RuntimeError(
+                f"The loop was left during step {self._left_mid_step} (a break or an error), so the state "
+                "may hold part of a step the checkpoint would not count. Not saving; to end early, call "
+                "loop.stop() inside the step instead of break.")
         self._flush_logs()
         payload = {
             "state": capture(self.objects),
@@ -284,6 +299,10 @@ class Loop:
                     raise Interrupted(
                         f"[{self.name}] stopped at step {self.step:,}; checkpoint saved in "
                         f"{self.ckpt.store.url}. Run the notebook again to continue from here.")
+                if self._stop:
+                    self.save(blocking=True)
+                    print(f"[{self.name}] stopped at step {self.step:,} as asked; checkpoint saved.")
+                    return
                 if self.step < self.total_steps and self._due():
                     self.save()
                 self._check_vm_age()
@@ -292,8 +311,10 @@ class Loop:
             self.ckpt.wait()
             print(f"[{self.name}] finished {self.total_steps:,} steps; final checkpoint in {self.ckpt.store.url}")
         finally:
-            if hasattr(self, "_running"):
+            if hasattr(self, "_running"):   # left by break, an error in the step, or close()
+                self._left_mid_step = self._running
                 del self._running
+            self._stop = False
             if bar is not None:
                 bar.close()
             if previous is not None:

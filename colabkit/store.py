@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
+_open = open   # the tests swap in a file that fills the disk part-way
 
 
 class StoreError(OSError):
@@ -77,7 +78,7 @@ class LocalStore(Store):
         tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with _open(tmp, "wb") as f:
                 view = memoryview(data)
                 # Chunked so a full disk surfaces part-way, as it does for a real large file.
                 for start in range(0, len(view), 1 << 24):

@@ -6,7 +6,6 @@ import signal
 import sys
 
 import torch
-
 from resume_util import REPO, assert_same, env_for, run_to_end, run_with_kills
 
 SCRIPT = REPO / "tests" / "scripts" / "tiny_train.py"
