@@ -142,7 +142,14 @@ class Checkpointer:
         t0 = time.perf_counter()
         self.wait()
         if not self.records:
-            self.store.clean_temp()   # this session is the only writer: leftovers are from a dead one
+            # This session is the only writer: leftovers are from one that died mid-write.
+            gone = self.store.clean_temp()
+            names = set(self.store.list())
+            for orphan in sorted(n for n in names if n.endswith(".pt.sha256") and n[:-7] not in names):
+                self.store.delete(orphan)
+                gone.append(orphan)
+            if gone:
+                print(f"removed {len(gone)} unfinished checkpoint write(s) left by an earlier session: {gone}")
         snapshot = to_host(payload)
         snapshot["format"] = FORMAT
         snapshot["step"] = step
@@ -187,10 +194,21 @@ class Checkpointer:
                         f"it: {str(exc).splitlines()[-1][:300]}). Register only tensors, numbers, strings and "
                         "containers of them in the checkpointed state.") from exc
                 self._checked_loadable = True
-            self.store.write_bytes(rec.name, data)
-            self.store.write_bytes(rec.name + ".sha256", f"{digest}  {rec.name}\n".encode())
-            if hashlib.sha256(self.store.read_bytes(rec.name)).hexdigest() != digest:
-                raise CheckpointError(f"{rec.name} in {self.store.url} did not read back as written")
+            # Checksum first, payload second: a checkpoint visible under its real name always has its
+            # checksum beside it; a kill in between leaves only an orphan checksum, which is ignored.
+            try:
+                self.store.write_bytes(rec.name + ".sha256", f"{digest}  {rec.name}\n".encode())
+                self.store.write_bytes(rec.name, data)
+                if hashlib.sha256(self.store.read_bytes(rec.name)).hexdigest() != digest:
+                    raise CheckpointError(f"{rec.name} in {self.store.url} did not read back as written")
+            except BaseException:
+                # Leave the store as it was before this save: the earlier checkpoints alone.
+                for leftover in (rec.name, rec.name + ".sha256"):
+                    try:
+                        self.store.delete(leftover)
+                    except OSError:
+                        pass
+                raise
             rec.nbytes = len(data)
             self._prune(rec.step)
         except BaseException as exc:  # surfaced in the training thread by wait()

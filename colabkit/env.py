@@ -238,8 +238,11 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
 
     seed_everything(seed)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+        if info.device.type == "cuda":
+            # Matters for CUDA kernels only; it also imports the compiler stack (seconds), so skip on CPU,
+            # whose kernels are deterministic for a fixed thread count (tests/test_resume.py checks it).
+            torch.use_deterministic_algorithms(True, warn_only=True)
     elif info.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

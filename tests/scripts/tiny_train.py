@@ -6,6 +6,7 @@ tensors), random augmentation in the data set, fresh noise from the global RNG e
 Usage: python tiny_train.py OUT_DIR [TOTAL_STEPS]. Writes OUT_DIR/final.pt when finished.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,8 +18,33 @@ import colabkit as ck
 
 out = Path(sys.argv[1])
 total = int(sys.argv[2]) if len(sys.argv) > 2 else 60
-slow = float(__import__("os").environ.get("TINY_STEP_SLEEP", "0"))
+slow = float(os.environ.get("TINY_STEP_SLEEP", "0"))
 torch.set_num_threads(1)
+
+if os.environ.get("TINY_SLOW_WRITE"):
+    # Imitate a slow destination (Drive): checkpoint writes take a while, so kills land inside them.
+    import colabkit.store
+
+    delay = float(os.environ["TINY_SLOW_WRITE"])
+
+    class SlowFile:
+        def __init__(self, path, mode):
+            self.f = open(path, mode)
+
+        def write(self, b):
+            time.sleep(delay)
+            return self.f.write(b)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    colabkit.store._open = SlowFile
 
 cfg = {"seed": 3, "lr": 1e-3, "batch": 4, "total": total}
 run = ck.setup("tiny", cfg, allow_cpu=True, deterministic=True, verbose=False)
