@@ -1,0 +1,200 @@
+"""The CycleGAN notebook: its definitions (loaded from the lib cells) and its script twin.
+
+- the fast training step is the plain step's math: same losses, gradients, updated weights and
+  image histories from the same state (fp32 on the CPU);
+- the networks have the reference implementation's parameter counts and a 70x70 receptive field;
+- the unaligned loader and the image history are reproducible and checkpointable;
+- the script twin, killed at random moments during training and restarted until it finishes,
+  ends with the same checkpoint state and RNG, bit for bit, as a run that was never interrupted.
+"""
+
+import copy
+import random
+import re
+import sys
+
+import pytest
+import torch
+from resume_util import REPO, assert_same, env_for, run_to_end, run_with_kills
+
+import colabkit as ck
+from colabkit import nbcells
+
+NOTEBOOK = REPO / "notebooks" / "02_cyclegan.py"
+RUN = "cyclegan-horse2zebra-smoke"
+TOTAL = 40          # smoke: 4 epochs of max(8, 10) steps
+SMOKE_POOL = 4
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return nbcells.load(NOTEBOOK)
+
+
+def _model(nb, ngf=8, n_blocks=2, pool=2, seed=0):
+    torch.manual_seed(seed)
+    G_xy, G_yx = (nb.init_weights(nb.ResnetGenerator(ngf, n_blocks)) for _ in range(2))
+    D_x, D_y = (nb.init_weights(nb.PatchDiscriminator(ngf)) for _ in range(2))
+    opt_G, opt_D = nb.make_optimizers(G_xy, G_yx, D_x, D_y, 2e-4, (0.5, 0.999))
+    return nb.CycleGAN(G_xy, G_yx, D_x, D_y, opt_G, opt_D, nb.ImagePool(pool), nb.ImagePool(pool), 10.0, 0.5)
+
+
+def _params(m):
+    for name in ("G_xy", "G_yx", "D_x", "D_y"):
+        for pname, p in getattr(m, name).named_parameters():
+            yield f"{name}.{pname}", p
+
+
+def _biases_before_instance_norm(m) -> set:
+    """Conv biases that instance norm subtracts right away: their gradient is exactly 0 in exact
+    arithmetic, so in floats it is rounding noise, which Adam (dividing by its own size) turns into
+    steps of about ±lr. Their values are noise in any implementation; the rest must agree."""
+    out = set()
+    for name in ("G_xy", "G_yx", "D_x", "D_y"):
+        for mname, mod in getattr(m, name).named_modules():
+            if isinstance(mod, torch.nn.Sequential):
+                for i in range(len(mod) - 1):
+                    if (isinstance(mod[i], (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+                            and isinstance(mod[i + 1], torch.nn.InstanceNorm2d)):
+                        out.add(f"{name}.{mname}.{i}.bias")
+    return out
+
+
+def test_fast_step_equals_plain_step(nb):
+    torch.set_num_threads(1)
+    base = _model(nb)
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    fs = nb.FastSettings("cpu", None, None)   # fp32, no scaler, no compile: the notebook's CPU path
+    dead = _biases_before_instance_norm(a)
+    assert len(dead) == 2 * (1 + 2 + 2 * 2 + 2) + 2 * 3   # per G: c7s1, 2 down, 2 per block, 2 up; per D: 3
+    g = torch.Generator().manual_seed(1)
+    random.seed(5)
+    for step in range(6):   # the histories (size 2) fill up, then start swapping at random
+        x, y = (torch.rand(1, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+        before = random.getstate()
+        la = nb.plain_step(a, x, y)
+        after_plain = random.getstate()
+        random.setstate(before)
+        lb = nb.fast_step(b, x, y, fs)
+        assert random.getstate() == after_plain, "the fast step must draw the same random numbers"
+        assert set(la) == set(lb) == set(nb.LOSS_NAMES)
+        for k in nb.LOSS_NAMES:
+            torch.testing.assert_close(lb[k], la[k], rtol=1e-5, atol=1e-6, msg=f"step {step}: {k}")
+            assert torch.isfinite(la[k])
+        grad_scale = {net: max(float(p.grad.abs().max()) for n, p in _params(a) if n.startswith(net))
+                      for net in ("G_xy", "G_yx", "D_x", "D_y")}
+        for (name, pa), (_, pb) in zip(_params(a), _params(b)):
+            assert pa.grad is not None and pb.grad is not None, name
+            if name in dead:
+                tiny = 1e-4 * grad_scale[name.split(".")[0]]
+                assert pa.grad.abs().max() < tiny and pb.grad.abs().max() < tiny, name
+                continue
+            scale = float(pa.grad.abs().max())
+            torch.testing.assert_close(pb.grad, pa.grad, rtol=1e-4, atol=5e-5 * scale,
+                                       msg=f"step {step}: gradient of {name}")
+            # Adam moves a weight by up to lr = 2e-4 a step: a wrong step would differ by ~1e-4.
+            torch.testing.assert_close(pb, pa, rtol=0, atol=1e-5, msg=f"step {step}: {name}")
+    for pool in ("pool_x", "pool_y"):
+        ia, ib = getattr(a, pool).images, getattr(b, pool).images
+        assert len(ia) == len(ib) == 2
+        for u, v in zip(ia, ib):
+            torch.testing.assert_close(v, u, rtol=1e-5, atol=1e-5)
+    for oa, ob in ((a.opt_G, b.opt_G), (a.opt_D, b.opt_D)):
+        for pa, pb in zip((p for grp in oa.param_groups for p in grp["params"]),
+                          (p for grp in ob.param_groups for p in grp["params"])):
+            assert float(oa.state[pa]["step"]) == float(ob.state[pb]["step"]) == 6
+
+
+def test_fast_step_really_batches(nb):
+    """G_xy runs on batches of two (x and the identity input y), each D on [real; fake]."""
+    m = _model(nb)
+    calls = {}
+    for name in ("G_xy", "G_yx", "D_x", "D_y"):
+        getattr(m, name).register_forward_hook(
+            lambda mod, inp, out, name=name: calls.setdefault(name, []).append(inp[0].shape[0]))
+    x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    nb.fast_step(m, x, y, nb.FastSettings())
+    assert calls == {"G_xy": [2, 1], "G_yx": [2, 1], "D_y": [1, 2], "D_x": [1, 2]}
+    calls.clear()
+    nb.plain_step(m, x, y)
+    assert all(set(v) == {1} for v in calls.values()) and sum(map(len, calls.values())) == 12
+
+
+def test_parameter_counts_match_the_reference(nb):
+    with torch.device("meta"):
+        G, D = nb.ResnetGenerator(64, 9), nb.PatchDiscriminator(64)
+    assert nb.count_params(G) == 11_378_179
+    assert nb.count_params(D) == 2_764_737
+    assert nb.receptive_field(D) == 70
+    norms = [m for m in D.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    assert len(norms) == 3 and not any(n.affine or n.track_running_stats for n in norms)
+
+
+def test_unaligned_loader_is_reproducible(nb, tmp_path):
+    made = ck.data.standin_unpaired(tmp_path, n_train_a=5, n_train_b=7, n_test_a=1, n_test_b=1, size=40,
+                                    archive=False)
+    ds = nb.UnalignedPairs(nb.list_images(made["dir"] / "trainA"), nb.list_images(made["dir"] / "trainB"),
+                           nb.train_transform(36, 32))
+    assert len(ds) == 7   # max(|A|, |B|)
+    loader = ck.ResumableLoader(ds, batch_size=1, seed=3)
+    whole = list(loader.epoch_batches(1))
+    resumed = list(loader.epoch_batches(1, start=4))
+    assert len(whole) == 7 and len(resumed) == 3
+    for (x1, y1), (x2, y2) in zip(whole[4:], resumed):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    x, y = whole[0]
+    assert x.shape == y.shape == (1, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    assert not torch.equal(whole[0][1], list(loader.epoch_batches(2))[0][1])   # another epoch, other draws
+
+
+def test_image_pool_state_round_trip(nb):
+    random.seed(0)
+    pool = nb.ImagePool(3)
+    images = [torch.full((1, 3, 4, 4), float(i)) for i in range(40)]
+    returned = [float(pool.query(im)[0, 0, 0, 0]) for im in images]
+    assert returned[:3] == [0.0, 1.0, 2.0]
+    later = returned[3:]
+    older = [v for i, v in enumerate(later, start=3) if v != i]
+    assert 5 <= len(older) <= 32 and all(v < i for i, v in enumerate(later, start=3) if v != i)
+    copy_ = nb.ImagePool()
+    copy_.load_state_dict(pool.state_dict())
+    state = random.getstate()
+    a = [pool.query(im) for im in images[:10]]
+    random.setstate(state)
+    b = [copy_.query(im) for im in images[:10]]
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def _final(home):
+    path = home / RUN / "train" / "checkpoints" / f"ckpt-{TOTAL:09d}.pt"
+    return torch.load(path, weights_only=True)
+
+
+def test_script_twin_resumes_bit_exact_after_kills(tmp_path):
+    cmd = [sys.executable, str(NOTEBOOK)]
+    run_to_end(cmd, env_for(tmp_path / "ref-home", tmp_path / "ref-work", COLABKIT_SMOKE=1), REPO)
+    ref = _final(tmp_path / "ref-home")
+
+    env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1)
+    res = run_with_kills(cmd, env, REPO, kills=4, seed=7, done_marker="[train] finished",
+                         wait_for="[train] ", min_delay=0.2, max_delay=1.8)
+    logs = res["logs"]
+    assert res["killed"] >= 3, [log[-1500:] for log in logs]
+    resumes = [re.search(r"resumed from ckpt-(\d{9})\.pt: step ([\d,]+) of 40 \(epoch (\d+), batch (\d+) of 10\)",
+                         log) for log in logs[1:]]
+    resumes = [r for r in resumes if r]
+    assert len(resumes) >= 3, "restarts must continue from a checkpoint, not from scratch"
+    steps = [int(r.group(2).replace(",", "")) for r in resumes]
+    assert all(int(r.group(1)) == s for r, s in zip(resumes, steps)), "resumed at the saved step"
+    assert steps == sorted(steps) and 0 < steps[0] and steps[-1] <= TOTAL
+    assert any(int(r.group(4)) != 0 for r in resumes), "at least one kill should land mid-epoch"
+
+    got = _final(tmp_path / "home")
+    assert got["step"] == ref["step"] == TOTAL
+    assert got["position"] == ref["position"]
+    n = assert_same(ref["state"], got["state"])   # networks, Adam moments, schedulers, scaler, both histories
+    assert n > 50
+    assert_same(ref["rng"], got["rng"])
+    for pool in ("pool_x", "pool_y"):
+        assert len(got["state"][pool]["images"]) == SMOKE_POOL
+    assert got["state"]["sched_G"]["last_epoch"] == got["state"]["sched_D"]["last_epoch"] == 4
