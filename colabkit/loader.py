@@ -37,7 +37,9 @@ class _Seeded(Dataset):
         with torch.random.fork_rng(devices=[]):
             random.seed(seed)
             np.random.seed(seed & 0xFFFFFFFF)
-            torch.manual_seed(seed)
+            # The CPU generator only: torch.manual_seed would also queue a lazy CUDA seeding, whose
+            # stack capture costs milliseconds per sample.
+            torch.default_generator.manual_seed(seed)
             try:
                 return self.dataset[index]
             finally:

@@ -8,6 +8,7 @@ measure is the notebook's own, with no copy to drift from it.
 from __future__ import annotations
 
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -32,7 +33,14 @@ def cells(path: str | Path) -> list[tuple[str, str]]:
 
 def load(path: str | Path, tag: str = "lib", namespace: dict | None = None) -> types.SimpleNamespace:
     """Execute, in order, the cells tagged `tag`; return what they define."""
-    ns = {"__name__": f"nbcells:{Path(path).stem}"} if namespace is None else namespace
+    if namespace is None:
+        # A real module in sys.modules, so that what needs one (dataclasses, pickling) works.
+        stem = re.sub(r"\W", "_", Path(path).stem)
+        module = types.ModuleType(f"nbcells_{stem}")
+        sys.modules[module.__name__] = module
+        ns = module.__dict__
+    else:
+        ns = namespace
     found = 0
     for header, source in cells(path):
         if "[markdown]" in header or not re.search(rf"tags=\[[^\]]*[\"']{re.escape(tag)}[\"']", header):
