@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,9 @@ import colabkit as ck
 import colabkit.store as store_mod
 from colabkit.checkpoint import Checkpointer
 from colabkit.store import LocalStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fakefiles import FakeFile  # noqa: E402  (the same slow-destination stand-in the tests use)
 
 COUNTS = {"G_xy": 11_378_179, "G_yx": 11_378_179, "D_x": 2_764_737, "D_y": 2_764_737}
 
@@ -57,26 +61,6 @@ def build(device):
     return {**nets, "opt_G": opt_G, "opt_D": opt_D}
 
 
-class ThrottledFile:
-    def __init__(self, path, mode, mbps):
-        self.f = open(path, mode)
-        self.rate = mbps * 1e6
-
-    def write(self, b):
-        n = self.f.write(b)
-        time.sleep(len(b) / self.rate)
-        return n
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--saves", type=int, default=3)
@@ -85,7 +69,7 @@ def main():
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.throttle_mbps:
-        store_mod._open = lambda path, mode: ThrottledFile(path, mode, args.throttle_mbps)
+        store_mod._open = lambda path, mode: FakeFile(path, mode, bytes_per_s=args.throttle_mbps * 1e6)
 
     state = build(device)
     n_params = sum(p.numel() for k in COUNTS for p in state[k].parameters())

@@ -8,7 +8,7 @@ themselves live in the notebooks.
 import importlib
 
 from .board import image_grid, plot_history, show_images, tensorboard
-from .checkpoint import Checkpointer, CheckpointError, ConfigMismatch
+from .checkpoint import Checkpointer, CheckpointError, ConfigMismatch, assert_identical
 from .env import (
     DeviceInfo,
     DriveMountError,
@@ -38,6 +38,6 @@ def __getattr__(name):
 __all__ = [
     "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "Interrupted",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
-    "StoreError", "data", "detect_device", "image_grid", "in_colab", "metrics", "mount_drive",
+    "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "metrics", "mount_drive",
     "open_store", "plot_history", "setup", "show_images", "smoke_mode", "tensorboard",
 ]

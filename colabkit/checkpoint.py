@@ -114,6 +114,23 @@ def diff_config(saved: dict, current: dict, prefix: str = "") -> list[tuple[str,
     return out
 
 
+def assert_identical(a: Any, b: Any, where: str = "") -> int:
+    """Bit-for-bit equality of two nested states (tensors, numbers, containers); returns the number of
+    tensors compared. Raises AssertionError naming the first place they differ."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, f"differs at {where}"
+        assert torch.equal(a, b), f"tensors differ at {where}: max |diff| {(a.double() - b.double()).abs().max()}"
+        return 1
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), f"keys differ at {where}: {set(a) ^ set(b)}"
+        return sum(assert_identical(a[k], b[k], f"{where}.{k}") for k in a)
+    if isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"lengths differ at {where}"
+        return sum(assert_identical(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
+    assert a == b, f"values differ at {where}: {a!r} != {b!r}"
+    return 0
+
+
 # --- the store side ---------------------------------------------------------------------------
 
 @dataclass

@@ -742,21 +742,6 @@ def snapshot(state):
     return out
 
 
-def assert_identical(a, b, where=""):
-    """Bit-for-bit equality of nested dicts/lists of tensors and numbers; returns the tensors compared."""
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), f"differs at {where}"
-        return 1
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), f"keys differ at {where}"
-        return sum(assert_identical(a[k], b[k], f"{where}.{k}") for k in a)
-    if isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"lengths differ at {where}"
-        return sum(assert_identical(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
-    assert a == b, f"differs at {where}: {a!r} != {b!r}"
-    return 0
-
-
 def start_demo_over(loop_name):
     """Delete a demo loop's checkpoints and logs, so that the demonstration starts at step 0 every time.
     (Never do this to a run you care about: those files are what lets it continue.)"""
@@ -826,7 +811,7 @@ print(f"session 2 resumed at step {loop_2.resumed_from}, the step of session 1's
 assert loop_2.resumed_from == saved[-1] == (DISCONNECT_AT // loop_2.save_every_steps) * loop_2.save_every_steps
 assert loop_2.done
 
-n = assert_identical(ref, snapshot(state_2))
+n = ck.assert_identical(ref, snapshot(state_2))
 assert loop_2.history == loop_ref.history        # the logged curves match too
 print(f"identical to the uninterrupted run: {n} tensors compared (weights, batch-norm statistics, Adam moments, "
       "scaler, z_fixed, RNG state), all equal bit for bit")
@@ -886,7 +871,7 @@ except ck.Interrupted as stop:
 
 loop_3, state_3 = train_session("interrupt")
 assert loop_3.resumed_from == INTERRUPT_AT + 1    # the interrupted step was finished and saved: nothing redone
-assert_identical(ref, snapshot(state_3))
+ck.assert_identical(ref, snapshot(state_3))
 print(f"resumed at step {loop_3.resumed_from}, finished at {loop_3.step}: identical to the uninterrupted run")
 
 # %% [markdown]

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import torch
+from colabkit import assert_identical
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,15 +75,4 @@ def _read_until(proc, marker: str, timeout: float) -> str:
 
 def assert_same(a, b, path="") -> int:
     """Bit-for-bit equality of nested state; returns the number of tensors compared."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, path
-        assert torch.equal(a, b), f"tensors differ at {path}: max |diff| {(a.double() - b.double()).abs().max()}"
-        return 1
-    if isinstance(a, dict):
-        assert set(a) == set(b), f"keys differ at {path}: {set(a) ^ set(b)}"
-        return sum(assert_same(a[k], b[k], f"{path}.{k}") for k in a)
-    if isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"lengths differ at {path}"
-        return sum(assert_same(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
-    assert a == b, f"values differ at {path}: {a!r} != {b!r}"
-    return 0
+    return assert_identical(a, b, path)

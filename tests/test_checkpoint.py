@@ -1,10 +1,10 @@
 """Checkpoint files: verified writes, pruning, fallback past bad files, a full disk, fsspec stores."""
 
-import errno
 import hashlib
 
 import pytest
 import torch
+from fakefiles import FakeFile
 from torch import nn
 
 import colabkit.store as store_mod
@@ -87,37 +87,12 @@ def test_empty_store_means_fresh_start(tmp_path):
     assert Checkpointer(LocalStore(tmp_path / "nothing")).load_latest() is None
 
 
-class _FillingFile:
-    """Writes up to `room` bytes, then fails as a full disk does."""
-
-    def __init__(self, path, mode, room):
-        self.f = open(path, mode)
-        self.room = room
-
-    def write(self, b):
-        if len(b) > self.room:
-            self.f.write(bytes(b[: self.room]))
-            self.room = 0
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.room -= len(b)
-        return self.f.write(b)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-
 def test_full_disk_keeps_earlier_checkpoints_and_explains(tmp_path, monkeypatch):
     ck = Checkpointer(LocalStore(tmp_path), keep=2)
     for s in (1, 2):
         ck.save(s, payload(float(s)), blocking=True)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    monkeypatch.setattr(store_mod, "_open", lambda path, mode: _FillingFile(path, mode, room=1000))
+    monkeypatch.setattr(store_mod, "_open", lambda path, mode: FakeFile(path, mode, room=1000))
     ck.save(3, payload(3.0))            # in the background: the error surfaces in wait()
     with pytest.raises(StoreError, match="No space left") as err:
         ck.wait()
@@ -131,7 +106,7 @@ def test_full_disk_keeps_earlier_checkpoints_and_explains(tmp_path, monkeypatch)
 
 def test_a_save_failing_in_the_foreground_raises_there(tmp_path, monkeypatch):
     ck = Checkpointer(LocalStore(tmp_path))
-    monkeypatch.setattr(store_mod, "_open", lambda path, mode: _FillingFile(path, mode, room=0))
+    monkeypatch.setattr(store_mod, "_open", lambda path, mode: FakeFile(path, mode, room=0))
     with pytest.raises(StoreError, match="No space left"):
         ck.save(1, payload(1.0), blocking=True)
     assert list(tmp_path.iterdir()) == []   # the partial temporary file was removed

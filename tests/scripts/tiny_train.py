@@ -25,26 +25,11 @@ if os.environ.get("TINY_SLOW_WRITE"):
     # Imitate a slow destination (Drive): checkpoint writes take a while, so kills land inside them.
     import colabkit.store
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fakefiles import FakeFile
+
     delay = float(os.environ["TINY_SLOW_WRITE"])
-
-    class SlowFile:
-        def __init__(self, path, mode):
-            self.f = open(path, mode)
-
-        def write(self, b):
-            time.sleep(delay)
-            return self.f.write(b)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    colabkit.store._open = SlowFile
+    colabkit.store._open = lambda path, mode: FakeFile(path, mode, delay=delay)
 
 cfg = {"seed": 3, "lr": 1e-3, "batch": 4, "total": total}
 run = ck.setup("tiny", cfg, allow_cpu=True, deterministic=True, verbose=False)
