@@ -8,7 +8,7 @@ import random
 import re
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,6 @@ class Run:
     data_dir: Path
     cache: Path
     seed: int
-    loops: dict = field(default_factory=dict)
 
     @property
     def home(self) -> str:
@@ -162,9 +161,7 @@ class Run:
         """A resumable training loop whose checkpoints live in <home>/<name>/ (see colabkit.loop.Loop)."""
         from .loop import Loop
 
-        loop = Loop(self, name, **kwargs)
-        self.loops[name] = loop
-        return loop
+        return Loop(self, name, **kwargs)
 
     def saved_steps(self) -> dict[str, int]:
         """The newest checkpoint step of each loop already in the store (not verified here)."""
@@ -268,7 +265,7 @@ def print_summary(run: Run, *, colab: bool, smoke: bool) -> None:
            "fp32": "float32"}[run.precision.name]
     rows += [
         ("precision", why),
-        ("environment", "Google Colab" if colab else "local") ,
+        ("environment", "Google Colab" if colab else "local"),
         ("smoke mode", "ON: tiny sizes and stand-in data" if smoke else "off"),
         ("checkpoints + logs", run.home),
         ("local scratch", str(run.work)),
