@@ -32,6 +32,7 @@ class EventLog:
     def __init__(self, local_dir: Path, mirror: Store, purge_step: int):
         self.local_dir = Path(local_dir)
         self.mirror = mirror
+        self._synced: dict[str, int] = {}   # bytes of each event file the mirror is known to hold
         self._restore()
         writer_cls = _summary_writer()
         self.writer = writer_cls(str(self.local_dir), purge_step=purge_step) if writer_cls else None
@@ -42,7 +43,9 @@ class EventLog:
             dest = self.local_dir / name
             if not dest.exists():
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(self.mirror.read_bytes(name))
+                data = self.mirror.read_bytes(name)
+                dest.write_bytes(data)
+                self._synced[name] = len(data)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer:
@@ -62,13 +65,11 @@ class EventLog:
         for path in sorted(self.local_dir.rglob("*")):
             if path.is_file():
                 name = path.relative_to(self.local_dir).as_posix()
+                if self._synced.get(name) == path.stat().st_size:
+                    continue  # event files only grow: same length means same content
                 data = path.read_bytes()
-                try:
-                    if self.mirror.exists(name) and len(self.mirror.read_bytes(name)) == len(data):
-                        continue  # event files only grow: same length means same content
-                except OSError:
-                    pass
                 self.mirror.write_bytes(name, data)
+                self._synced[name] = len(data)
 
     def close(self) -> None:
         if self.writer:

@@ -135,6 +135,12 @@ def test_event_files_mirrored_and_restored_on_a_fresh_vm(home):
     train(loop, net, opt, extra, stop_after=4)
     mirrored = loop.store.sub("tb").list()
     assert mirrored and all(n.startswith("events.out.tfevents") for n in mirrored)
+    writes, reads = [], []
+    mirror = loop.events.mirror
+    mirror.write_bytes = lambda name, data: writes.append(name)
+    mirror.read_bytes = lambda name: reads.append(name)
+    loop.events.sync()                              # nothing new since the last checkpoint
+    assert writes == [] and reads == []             # and Drive is not read back to find that out
     import shutil
     shutil.rmtree(home / "work")                   # the VM is recycled: local disk wiped
     *_, loop2 = make(total=8, log_every=2)
