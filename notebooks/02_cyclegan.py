@@ -662,7 +662,7 @@ def plain_step(m: CycleGAN, x: torch.Tensor, y: torch.Tensor) -> dict:
 #
 # - `CHANNELS_LAST` (NHWC tensors, the layout tensor-core convolutions prefer). PyTorch's instance
 #   norm computes in the NCHW layout, so in this network every layer converts back and forth and
-#   the layout buys little. Worse, with PyTorch 2.14 on the CPU, instance norm at batch 1 returns
+#   the layout buys little. Worse, with PyTorch 2.11 and 2.14 on the CPU, instance norm at batch 1 returns
 #   wrong gradients when the gradient arriving from the next layer is channels_last: the outputs
 #   are right, but the weight gradients of the layers before it are off by tens of percent (the
 #   course's tests found this). Whether a GPU build has the same flaw is what
