@@ -41,7 +41,6 @@ import io
 import math
 import os
 import re
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Union
@@ -52,6 +51,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy import linalg
 from tqdm.auto import tqdm
+
+from .store import open_store
 
 __all__ = [
     "Extractor",
@@ -622,53 +623,6 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
 
 
-def _is_url(location: str | os.PathLike) -> bool:
-    text = os.fspath(location)
-    return "://" in text and not text.startswith("file://")
-
-
-def _local(location: str | os.PathLike) -> Path:
-    text = os.fspath(location)
-    return Path(text[len("file://"):] if text.startswith("file://") else text)
-
-
-def _read_cached(cache_dir: str | os.PathLike, filename: str) -> bytes | None:
-    if _is_url(cache_dir):
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(os.fspath(cache_dir))
-        path = root.rstrip("/") + "/" + filename
-        return fs.cat_file(path) if fs.exists(path) else None
-    path = _local(cache_dir) / filename
-    return path.read_bytes() if path.is_file() else None
-
-
-def _write_cached(cache_dir: str | os.PathLike, filename: str, data: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename into place."""
-    if _is_url(cache_dir):
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(os.fspath(cache_dir))
-        root = root.rstrip("/")
-        fs.makedirs(root, exist_ok=True)
-        tmp = f"{root}/.tmp-{uuid.uuid4().hex}-{filename}"
-        fs.pipe_file(tmp, data)
-        fs.mv(tmp, f"{root}/{filename}")
-        return
-    folder = _local(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{uuid.uuid4().hex}-{filename}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / filename)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def stats_filename(name: str, extractor: Extractor) -> str:
     """The file cached_stats uses for data set `name` under `extractor`."""
     return f"fid-stats-{_safe(name)}-{_safe(_extractor_name(extractor))}.npz"
@@ -703,7 +657,8 @@ def cached_stats(
     if cache_dir is None:
         return feature_stats(samples, extractor, batch_size, device, progress, n=n)
     filename = stats_filename(name, extractor)
-    data = _read_cached(cache_dir, filename)
+    cache = open_store(cache_dir)   # a folder or an fsspec URL; writes are temp-file-then-rename
+    data = cache.read_bytes(filename) if cache.exists(filename) else None
     if data is not None:
         try:
             with np.load(io.BytesIO(data)) as f:
@@ -720,7 +675,7 @@ def cached_stats(
                                 progress=progress, desc=f"FID features ({name})")
     buf = io.BytesIO()
     np.savez(buf, mu=mu, sigma=sigma, name=np.array(name), extractor=np.array(ext_name), count=np.array(count))
-    _write_cached(cache_dir, filename, buf.getvalue())
+    cache.write_bytes(filename, buf.getvalue())
     return mu, sigma
 
 
