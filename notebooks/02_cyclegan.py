@@ -767,6 +767,8 @@ class GraphedStep:
     first replay of each recording is checked against an ordinary forward pass.
     """
 
+    device_type = "cuda"   # the course's tests replay on the CPU with a stand-in for CUDA graphs
+
     def __init__(self, m: CycleGAN, fs: FastSettings, warmup: int = 3, check: bool = True):
         self.m, self.fs, self.warmup, self.check = m, fs, warmup, check
         self.warm_steps = 0
@@ -778,7 +780,7 @@ class GraphedStep:
             g.get("capturable", False) for opt in (m.opt_G, m.opt_D) for g in opt.param_groups)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        if not self.enabled or x.device.type != "cuda":
+        if not self.enabled or x.device.type != self.device_type:
             return fast_step(self.m, x, y, self.fs)
         if self.warm_steps < self.warmup:
             return self._warmup_step(x, y)

@@ -13,6 +13,7 @@ import random
 import re
 import sys
 
+import fakegraph
 import pytest
 import torch
 from resume_util import REPO, assert_same, env_for, run_to_end, run_with_kills
@@ -205,3 +206,103 @@ def test_script_twin_resumes_bit_exact_after_kills(tmp_path):
     for pool in ("pool_x", "pool_y"):
         assert len(got["state"][pool]["images"]) == SMOKE_POOL
     assert got["state"]["sched_G"]["last_epoch"] == got["state"]["sched_D"]["last_epoch"] == 4
+
+
+def _graph_vs_eager_run(nb, monkeypatch, ignore_lr=False):
+    """GraphedStep on the stand-in graphs next to the eager fast_step, from the same state, for
+    9 steps: 3 warm-up steps, a recording, a change of learning rate, and a resume that replaces
+    the optimizers' state. Returns the two models, the step and the per-step losses."""
+    fakegraph.install(monkeypatch)
+    torch.set_num_threads(1)
+    base = _model(nb)
+    for net in (base.G_xy, base.G_yx, base.D_x, base.D_y):
+        net.double()
+    base.opt_G, base.opt_D = nb.make_optimizers(base.G_xy, base.G_yx, base.D_x, base.D_y, 2e-4, (0.5, 0.999),
+                                                fused=True)   # fused Adam keeps its step count on the device
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    fs = nb.FastSettings("cpu", None, None)
+    step = nb.GraphedStep(a, fs)
+    step.device_type, step.enabled = "cpu", True   # (on a GPU: capturable Adam and no GradScaler)
+    if ignore_lr:   # a broken variant, to show that the check below can fail
+        make_key = step._make_key
+        step._make_key = lambda x, y: make_key(x, y)[:3] + make_key(x, y)[5:]
+    g = torch.Generator().manual_seed(2)
+    random.seed(7)
+    losses = []
+    for i in range(9):
+        if i == 5:   # the learning-rate schedule moves (once an epoch during the decay)
+            for m in (a, b):
+                for opt in (m.opt_G, m.opt_D):
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.5
+        if i == 7:   # a resume loads the optimizers' state: new state tensors
+            for m in (a, b):
+                for opt in (m.opt_G, m.opt_D):
+                    opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+        x, y = (torch.rand(1, 3, 32, 32, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(2))
+        before = random.getstate()
+        la = step(x, y)
+        after = random.getstate()
+        random.setstate(before)
+        lb = nb.fast_step(b, x, y, fs)
+        assert random.getstate() == after
+        losses.append((la, lb))
+    return a, b, step, losses
+
+
+def test_graphed_step_replays_the_eager_step(nb, monkeypatch):
+    """The CUDA-graph step's bookkeeping, on a CPU stand-in for CUDA graphs (tests/fakegraph.py)
+    that bakes in host values and executes nothing while recording, like the real thing."""
+    a, b, step, losses = _graph_vs_eager_run(nb, monkeypatch)
+    assert step.enabled and step.warm_steps == 3
+    assert step.captures == 3   # first, new lr, resumed state
+    assert fakegraph.FakeGraphContext.recorded == 2 * 3   # G and D halves
+    for i, (la, lb) in enumerate(losses):
+        assert set(la) == set(nb.LOSS_NAMES)
+        for k in nb.LOSS_NAMES:
+            assert torch.isfinite(la[k]), (i, k)
+            torch.testing.assert_close(la[k], lb[k], rtol=1e-12, atol=0, msg=f"step {i}: {k}")
+    for (name, pa), (_, pb) in zip(_params(a), _params(b)):
+        torch.testing.assert_close(pa, pb, rtol=1e-12, atol=0, msg=name)
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-12, atol=0, msg=f"grad of {name}")
+    for oa, ob in ((a.opt_G, b.opt_G), (a.opt_D, b.opt_D)):
+        sa, sb = oa.state_dict()["state"], ob.state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert float(sa[k]["step"]) == float(sb[k]["step"]) == 9
+            for name in ("exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(sa[k][name], sb[k][name], rtol=1e-12, atol=0)
+    for pool in ("pool_x", "pool_y"):
+        ia, ib = getattr(a, pool).images, getattr(b, pool).images
+        assert len(ia) == len(ib) == 2 and all(torch.equal(u, v) for u, v in zip(ia, ib))
+
+
+def test_graphed_step_stale_learning_rate_is_caught(nb, monkeypatch):
+    """Control for the test above: a step that did not record again after the learning rate
+    changed keeps updating with the old rate, and the comparison sees it."""
+    a, b, step, losses = _graph_vs_eager_run(nb, monkeypatch, ignore_lr=True)
+    assert step.captures == 2   # the lr change went unnoticed; only the resume recorded again
+    differ = [name for (name, pa), (_, pb) in zip(_params(a), _params(b)) if not torch.allclose(pa, pb, rtol=1e-9)]
+    assert differ
+
+
+def test_graphed_step_falls_back_when_recording_fails(nb, monkeypatch, capsys):
+    fakegraph.install(monkeypatch)
+    fakegraph.FakeGraphContext.fail = RuntimeError("operation not permitted when stream is capturing")
+    torch.set_num_threads(1)
+    a = _model(nb)
+    b = copy.deepcopy(a)
+    fs = nb.FastSettings("cpu", None, None)
+    step = nb.GraphedStep(a, fs, warmup=1)
+    step.device_type, step.enabled = "cpu", True
+    random.seed(3)
+    x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    for _ in range(3):
+        state = random.getstate()
+        la = step(x, y)
+        random.setstate(state)
+        lb = nb.fast_step(b, x, y, fs)
+        assert all(torch.equal(la[k], lb[k]) for k in nb.LOSS_NAMES)
+    assert not step.enabled and step.captures == 0
+    assert "continuing with the eager fast step" in capsys.readouterr().out
+    assert all(torch.equal(pa, pb) for (_, pa), (_, pb) in zip(_params(a), _params(b)))
