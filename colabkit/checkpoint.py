@@ -99,7 +99,34 @@ def restore(objects: dict[str, Any], saved: dict[str, Any], source: str) -> None
             f"{source} has no state for {missing} (it holds {sorted(saved)}). The notebook registers "
             "state the checkpoint was not saved with: use a new run name to start over.")
     for name, obj in objects.items():
-        unwrap(obj).load_state_dict(saved[name])
+        obj = unwrap(obj)
+        if isinstance(obj, torch.optim.Optimizer):
+            load_optimizer_state(obj, saved[name])
+        else:
+            obj.load_state_dict(saved[name])
+
+
+# How an optimizer runs on this machine, not what it has learned.
+_IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable")
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
+    """opt.load_state_dict(state), keeping opt's own implementation flags.
+
+    load_state_dict takes the saved param groups whole, flags included, so a run started on a T4
+    and resumed on an A100 would keep the T4's choices (no fused kernel, no CUDA graphs). The
+    hyperparameters (lr, betas, ...) and the moments come from the checkpoint; `fused`, `foreach`
+    and `capturable` stay as the notebook chose them for the GPU it has now.
+    """
+    flags = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, keep in zip(opt.param_groups, flags):
+        group.update(keep)
+        if keep.get("fused") or keep.get("capturable"):   # these keep the step count on the device
+            for p in group["params"]:
+                step = opt.state.get(p, {}).get("step")
+                if isinstance(step, torch.Tensor) and step.device != p.device:
+                    opt.state[p]["step"] = step.to(device=p.device, dtype=torch.float32)
 
 
 def diff_config(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:

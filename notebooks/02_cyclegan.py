@@ -1002,9 +1002,8 @@ loop = run.loop("train", total_steps=total_steps, loader=loader, log_every=LOG_E
                        "pool_x": pool_x, "pool_y": pool_y},
                 allow_config_change=[f"speed.{k}" for k in cfg["speed"]])
 train_step = make_train_step(STEP, model, fast, cuda_graphs=CUDA_GRAPHS)
-if graphs_possible and not train_step.enabled:
-    print("CUDA graphs are off: the checkpoint's optimizers were not made graph-capturable "
-          "(the run started with other settings). The eager fast step runs instead.")
+# A checkpoint written on another GPU resumes with this GPU's optimizer flags (colabkit keeps them).
+assert not graphs_possible or train_step.enabled
 
 fixed_x = load_images(files["testA"][:N_FIXED], CROP_SIZE)
 fixed_y = load_images(files["testB"][:N_FIXED], CROP_SIZE)

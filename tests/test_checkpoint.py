@@ -1,5 +1,6 @@
 """Checkpoint files: verified writes, pruning, fallback past bad files, a full disk, fsspec stores."""
 
+import copy
 import hashlib
 
 import pytest
@@ -8,7 +9,7 @@ from fakefiles import FakeFile
 from torch import nn
 
 import colabkit.store as store_mod
-from colabkit.checkpoint import Checkpointer, CheckpointError, capture, ckpt_name
+from colabkit.checkpoint import Checkpointer, CheckpointError, capture, ckpt_name, restore
 from colabkit.store import LocalStore, StoreError, open_store
 
 
@@ -143,3 +144,45 @@ def test_fsspec_memory_store_round_trip():
     assert name == ckpt_name(3) and torch.equal(loaded["state"]["w"], torch.full((64,), 3.0))
     assert store.list("checkpoints") == sorted(
         f"checkpoints/{ckpt_name(s)}{ext}" for s in (2, 3) for ext in ("", ".sha256"))
+
+
+@pytest.mark.parametrize("saved_fused,now_fused", [(False, True), (True, False)])
+def test_optimizer_keeps_this_machines_flags_and_the_checkpoints_moments(saved_fused, now_fused):
+    """A run saved with one Adam implementation (say on a T4) resumes with the one chosen now
+    (say fused and graph-capturable on an A100): the moments and lr come from the checkpoint."""
+    torch.manual_seed(0)
+    w0 = torch.randn(50)
+
+    def adam(fused):
+        p = nn.Parameter(w0.clone())
+        return p, torch.optim.Adam([p], lr=1e-2, betas=(0.5, 0.999), fused=fused or None)
+
+    p, saved_opt = adam(saved_fused)
+    for _ in range(3):
+        p.grad = torch.sin(p.detach() * 3)
+        saved_opt.step()
+    saved_opt.param_groups[0]["lr"] = 5e-3   # a scheduler moved it
+    saved = copy.deepcopy({"opt": saved_opt.state_dict()})   # as if read from a file
+
+    q, opt = adam(now_fused)
+    with torch.no_grad():
+        q.copy_(p)
+    restore({"opt": opt}, saved, "ckpt")
+    group = opt.param_groups[0]
+    assert group["fused"] == (now_fused or None) and group["lr"] == 5e-3
+    assert float(opt.state[q]["step"]) == 3
+    assert torch.equal(opt.state[q]["exp_avg"], saved_opt.state[p]["exp_avg"])
+    for _ in range(2):   # both continue alike: same algorithm, another kernel
+        p.grad, q.grad = torch.sin(p.detach() * 3), torch.sin(q.detach() * 3)
+        saved_opt.step()
+        opt.step()
+    torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+
+
+def test_plain_load_state_dict_would_adopt_the_saved_flags():
+    """Why restore() keeps them: torch's own loading replaces the param groups' flags."""
+    p = nn.Parameter(torch.zeros(3))
+    saved = torch.optim.Adam([p]).state_dict()
+    opt = torch.optim.Adam([nn.Parameter(torch.zeros(3))], fused=True)
+    opt.load_state_dict(saved)
+    assert not opt.param_groups[0]["fused"]
