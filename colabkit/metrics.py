@@ -548,17 +548,26 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         raise ValueError(f"Covariances must both be {len(mu1)}×{len(mu1)}: got {sigma1.shape} and {sigma2.shape}.")
 
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    covmean = _sqrtm(sigma1 @ sigma2)
     if not _usable_root(covmean):
         offset = np.eye(len(mu1)) * eps
         warnings.warn(f"FID: the matrix square root is not finite or not real (near-singular covariances); "
                       f"adding {eps} to the diagonals.", RuntimeWarning, stacklevel=2)
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
         if not _usable_root(covmean):
             raise ValueError("FID: no usable matrix square root even with eps on the diagonals "
                              "(too few samples for the feature dimension?).")
     covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def _sqrtm(a: np.ndarray) -> np.ndarray:
+    """scipy's sqrtm without its "matrix is singular" warning: with fewer images than feature
+    dimensions (horse2zebra's 120 test images, 2,048 features) the covariances are always singular,
+    and _usable_root judges the result instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        return linalg.sqrtm(a)
 
 
 def _usable_root(covmean: np.ndarray) -> bool:
