@@ -102,6 +102,10 @@ def restore(objects: dict[str, Any], saved: dict[str, Any], source: str) -> None
         obj = unwrap(obj)
         if isinstance(obj, torch.optim.Optimizer):
             load_optimizer_state(obj, saved[name])
+        elif isinstance(obj, torch.amp.GradScaler) and not saved[name]:
+            # Saved by a disabled scaler (a bf16 or fp32 run) and resumed where it is needed (fp16
+            # on a T4): it starts from its initial scale. torch's own loading refuses the empty state.
+            continue
         else:
             obj.load_state_dict(saved[name])
 

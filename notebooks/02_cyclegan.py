@@ -896,20 +896,6 @@ def linear_decay(n_epochs: int, n_epochs_decay: int):
     return lambda e: 1.0 - max(0, e + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
-class ScalerState:
-    """The GradScaler's state for the checkpoint; a run saved on a bf16 GPU (no scaler) can resume on a T4."""
-
-    def __init__(self, scaler):
-        self.scaler = scaler
-
-    def state_dict(self):
-        return self.scaler.state_dict()
-
-    def load_state_dict(self, state):
-        if state or not self.scaler.is_enabled():
-            self.scaler.load_state_dict(state)
-
-
 @torch.no_grad()
 def translate(G: nn.Module, images: torch.Tensor, device, autocast=contextlib.nullcontext,
               batch_size: int = 8) -> torch.Tensor:
@@ -998,7 +984,7 @@ del m_plain, m_fast
 total_steps = (N_EPOCHS + N_EPOCHS_DECAY) * loader.steps_per_epoch
 loop = run.loop("train", total_steps=total_steps, loader=loader, log_every=LOG_EVERY,
                 state={"G_xy": G_xy, "G_yx": G_yx, "D_x": D_x, "D_y": D_y, "opt_G": opt_G, "opt_D": opt_D,
-                       "sched_G": sched_G, "sched_D": sched_D, "scaler": ScalerState(scaler),
+                       "sched_G": sched_G, "sched_D": sched_D, "scaler": scaler,
                        "pool_x": pool_x, "pool_y": pool_y},
                 allow_config_change=[f"speed.{k}" for k in cfg["speed"]])
 train_step = make_train_step(STEP, model, fast, cuda_graphs=CUDA_GRAPHS)

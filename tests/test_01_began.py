@@ -3,12 +3,14 @@ notebook's script twin killed at random moments during training."""
 
 import copy
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
-from resume_util import REPO, assert_same, env_for, run_to_end, run_with_kills
+from resume_util import REPO, _read_until, assert_same, env_for, run_to_end, run_with_kills
 
 import colabkit as ck
 import colabkit.nbcells
@@ -118,6 +120,7 @@ def test_lr_halving_in_place_keeps_adam_state(nb):
 
 QUOTA_DRIVER = r"""
 import sys
+import time
 import colabkit as ck
 import colabkit.data
 import colabkit.nbcells
@@ -180,3 +183,30 @@ def test_killed_notebook_resumes_exactly(tmp_path):
     # …and everything else, bit for bit: weights, Adam moments, scaler, RNG
     n = assert_same(ref["state"], got["state"]) + assert_same(ref["rng"], got["rng"])
     assert n > 50
+
+
+def test_run_begun_in_bf16_resumes_on_a_t4_in_fp16(tmp_path):
+    """Colab hands out another GPU after a disconnect: a run begun on an A100 or L4 (bf16, no
+    gradient scaler) continues on a T4 (fp16 with a scaler), from its checkpoint, to the end."""
+    cmd = [sys.executable, str(NOTEBOOK)]
+    common = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1, MPLBACKEND="Agg")
+    home = tmp_path / "home"
+    folder = home / RUN_NAME / "train" / "checkpoints"
+    proc = subprocess.Popen(cmd, env=env_for(home, tmp_path / "work", COLABKIT_PRECISION="bf16", **common),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    out = _read_until(proc, "[train] ", timeout=300)
+    t0 = time.monotonic()
+    while not list(folder.glob("ckpt-*.pt.sha256")) and proc.poll() is None and time.monotonic() - t0 < 120:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    out += proc.communicate(timeout=60)[0]
+    assert "bfloat16 autocast" in out and "[train] finished" not in out, out[-2000:]
+
+    log = run_to_end(cmd, env_for(home, tmp_path / "work", COLABKIT_PRECISION="fp16", **common), REPO)
+    assert "float16 autocast + GradScaler" in log
+    m = re.search(r"\[train\] resumed from ckpt-(\d{9})\.pt", log)
+    assert m and 0 < int(m.group(1)) < TOTAL, log[-3000:]
+    assert DONE in log
+    final = _final_checkpoint(home)
+    assert final["step"] == TOTAL
+    assert final["state"]["scaler"]["scale"] > 0   # the T4's scaler ran and is saved from now on

@@ -178,15 +178,20 @@ def _final(home):
     return torch.load(path, weights_only=True)
 
 
-def test_script_twin_resumes_bit_exact_after_kills(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_script_twin_resumes_bit_exact_after_kills(tmp_path, precision):
+    """fp16 is the T4's path (autocast and a GradScaler, whose state is in the checkpoint), here
+    run on the CPU: COLABKIT_PRECISION overrides the GPU-based choice."""
     cmd = [sys.executable, str(NOTEBOOK)]
-    run_to_end(cmd, env_for(tmp_path / "ref-home", tmp_path / "ref-work", COLABKIT_SMOKE=1), REPO)
+    common = dict(COLABKIT_SMOKE=1, COLABKIT_PRECISION=precision)
+    run_to_end(cmd, env_for(tmp_path / "ref-home", tmp_path / "ref-work", **common), REPO)
     ref = _final(tmp_path / "ref-home")
 
-    env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1)
+    env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SAVE_EVERY_STEPS=1, **common)
     res = run_with_kills(cmd, env, REPO, kills=4, seed=7, done_marker="[train] finished",
                          wait_for="[train] ", min_delay=0.2, max_delay=1.8)
     logs = res["logs"]
+    assert f"precision: {precision}" in logs[0]
     assert res["killed"] >= 3, [log[-1500:] for log in logs]
     resumes = [re.search(r"resumed from ckpt-(\d{9})\.pt: step ([\d,]+) of 40 \(epoch (\d+), batch (\d+) of 10\)",
                          log) for log in logs[1:]]
@@ -206,6 +211,11 @@ def test_script_twin_resumes_bit_exact_after_kills(tmp_path):
     for pool in ("pool_x", "pool_y"):
         assert len(got["state"][pool]["images"]) == SMOKE_POOL
     assert got["state"]["sched_G"]["last_epoch"] == got["state"]["sched_D"]["last_epoch"] == 4
+    scaler = got["state"]["scaler"]
+    if precision == "fp16":   # the scaler did work (it grew or backed off), and that resumed exactly
+        assert scaler and (scaler["scale"] != 2.0**16 or scaler["_growth_tracker"] > 0), scaler
+    else:
+        assert not scaler
 
 
 def _graph_vs_eager_run(nb, monkeypatch, ignore_lr=False):

@@ -186,3 +186,20 @@ def test_plain_load_state_dict_would_adopt_the_saved_flags():
     opt = torch.optim.Adam([nn.Parameter(torch.zeros(3))], fused=True)
     opt.load_state_dict(saved)
     assert not opt.param_groups[0]["fused"]
+
+
+def test_scaler_of_a_bf16_run_resumes_as_an_fp16_scaler():
+    """A run begun on an A100 (bf16: the scaler is disabled, its state empty) resumed on a T4
+    (fp16: the scaler is needed) starts the scaler fresh; torch itself would refuse the state."""
+    saved = {"scaler": torch.amp.GradScaler("cpu", enabled=False).state_dict()}
+    assert saved["scaler"] == {}
+    with pytest.raises(RuntimeError, match="empty"):
+        torch.amp.GradScaler("cpu").load_state_dict(saved["scaler"])
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    restore({"scaler": scaler}, saved, "ckpt")
+    assert scaler.is_enabled() and scaler.get_scale() == 1024.0
+    # and the other way round (an fp16 run resumed on bf16): the disabled scaler ignores the state
+    fp16_state = {"scaler": torch.amp.GradScaler("cpu").state_dict()}
+    off = torch.amp.GradScaler("cpu", enabled=False)
+    restore({"scaler": off}, fp16_state, "ckpt")
+    assert not off.is_enabled()
