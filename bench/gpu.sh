@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # All three GPU benchmarks in one go, CycleGAN first, each under its own time limit; logs in $OUT
-# (or bench-results/). About 8 minutes on an H100. `bash bench/gpu.sh --smoke` checks the
+# (or bench-results/), at most 11 minutes in all (not yet timed on a GPU). `bash bench/gpu.sh --smoke` checks the
 # scripts on the CPU in a minute (their numbers then mean nothing).
 set -u
 cd "$(dirname "$0")/.."
