@@ -1,6 +1,6 @@
 """BEGAN: speed of the notebook's training step at the paper's 64×64 setting, and a learnability check.
 
-    python bench/bench_began.py            # on a GPU; under 3 minutes on an H100
+    python bench/bench_began.py            # on a GPU; estimated under 3 minutes on an H100
     python bench/bench_began.py --smoke    # a tiny CPU run that only proves the script works
 
 1. Speed. Images per second of one training step (both networks, both Adam updates and the k_t

@@ -1,6 +1,6 @@
 """Speed of the CycleGAN notebook's training step: the plain step against the notebook's default.
 
-    python bench/bench_cyclegan.py              # one GPU, 256x256, batch 1 (about a minute on an H100)
+    python bench/bench_cyclegan.py              # one GPU, 256x256, batch 1 (estimated: about a minute on an H100)
     python bench/bench_cyclegan.py --compile    # also the default step with torch.compile (+ 2-3 min)
     python bench/bench_cyclegan.py --ablate     # also the fast step without CUDA graphs, and with
                                                 # channels_last switched, to see where the time goes

@@ -1,6 +1,6 @@
 """Speed of StackGAN's training steps at the paper's sizes: plain fp32 eager vs the notebook's default.
 
-    python bench/bench_stackgan.py            # a GPU; under 4 minutes on an H100
+    python bench/bench_stackgan.py            # a GPU; estimated under 4 minutes on an H100
     python bench/bench_stackgan.py --smoke    # tiny sizes on the CPU: proves the script runs, numbers mean nothing
 
 Both stages at batch 64 (Stage-I 64×64; Stage-II 256×256 with the frozen Stage-I in front), the notebook's
