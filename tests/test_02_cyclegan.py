@@ -5,12 +5,17 @@
 - the networks have the reference implementation's parameter counts and a 70x70 receptive field;
 - the unaligned loader and the image history are reproducible and checkpointable;
 - the script twin, killed at random moments during training and restarted until it finishes,
-  ends with the same checkpoint state and RNG, bit for bit, as a run that was never interrupted.
+  ends with the same checkpoint state and RNG, bit for bit, as a run that was never interrupted
+  (in fp32, and in fp16 with the gradient scaler as on a T4);
+- the CUDA-graph step (GraphedStep), on a CPU stand-in for CUDA graphs (tests/fakegraph.py),
+  replays exactly what the eager fast step computes: alone, with a change of learning rate and a
+  resumed optimizer state, and through the whole notebook, killed and restarted.
 """
 
 import copy
 import random
 import re
+import subprocess
 import sys
 
 import fakegraph
@@ -316,3 +321,35 @@ def test_graphed_step_falls_back_when_recording_fails(nb, monkeypatch, capsys):
     assert not step.enabled and step.captures == 0
     assert "continuing with the eager fast step" in capsys.readouterr().out
     assert all(torch.equal(pa, pb) for (_, pa), (_, pb) in zip(_params(a), _params(b)))
+
+
+GRAPHED = REPO / "tests" / "scripts" / "graphed_cyclegan.py"
+
+
+def test_notebook_trains_the_same_with_the_graphed_step_and_resumes(tmp_path):
+    """The whole notebook with its CUDA-graph step on the CPU stand-in (tests/scripts/graphed_cyclegan.py):
+    the loop, checkpoints, the lr decay that makes it record again, the grids between replays.
+    Uninterrupted, and killed and restarted, it ends bit for bit where the eager fast step ends."""
+    common = dict(COLABKIT_SMOKE=1, MPLBACKEND="Agg")
+    eager = subprocess.Popen([sys.executable, str(GRAPHED), "eager"], cwd=REPO, text=True,
+                             env=env_for(tmp_path / "eager-home", tmp_path / "eager-work", **common),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, str(GRAPHED), "graphs"]
+    log = run_to_end(cmd, env_for(tmp_path / "home", tmp_path / "work", **common), REPO)
+    # 40 steps: 3 eager warm-up steps, then a recording; the lr changes after epochs 2 and 3 of 4
+    assert "GRAPHS mode=graphs enabled=True recordings=3 graph contexts=6" in log, log[-3000:]
+
+    res = run_with_kills(cmd, env_for(tmp_path / "k-home", tmp_path / "k-work", COLABKIT_SAVE_EVERY_STEPS=1, **common),
+                         REPO, kills=2, seed=3, done_marker="[train] finished", wait_for="[train] ",
+                         min_delay=0.5, max_delay=2.0)
+    assert res["killed"] >= 1 and any("[train] resumed from" in log for log in res["logs"][1:])
+
+    eager_log, _ = eager.communicate(timeout=300)
+    assert eager.returncode == 0, eager_log[-3000:]
+    assert "GRAPHS mode=eager enabled=False recordings=0" in eager_log
+    ref = _final(tmp_path / "eager-home")
+    for home in ("home", "k-home"):
+        got = _final(tmp_path / home)
+        assert got["step"] == ref["step"] == TOTAL
+        assert assert_same(ref["state"], got["state"]) > 50
+        assert_same(ref["rng"], got["rng"])
