@@ -154,3 +154,33 @@ def test_kill_during_stage2_resumes_without_retraining_stage1_bit_exact(tmp_path
         assert name_ref == name_got and a["step"] == b["step"] == a["meta"]["total_steps"]
         compared += assert_same(a["state"], b["state"]) + assert_same(a["rng"], b["rng"])
     assert compared > 100   # weights, BN statistics, Adam moments of four networks, RNG states
+
+
+def test_run_begun_in_bf16_finishes_in_fp16_after_a_kill_in_stage2(tmp_path):
+    """Both mixed-precision paths of the notebook (bf16 autocast; fp16 with a GradScaler, as on a
+    T4), and a switch between them at a disconnect: Stage-I done and Stage-II begun in bf16, the
+    rest in fp16 from the checkpoints."""
+    cmd = [sys.executable, str(NOTEBOOK)]
+    common = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1)
+    home = tmp_path / "home"
+    stage2_dir = home / RUN / "stage2" / "checkpoints"
+    proc = subprocess.Popen(cmd, env=env_for(home, tmp_path / "work", COLABKIT_PRECISION="bf16", **common),
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    out = _read_until(proc, "[stage2] ", timeout=300)
+    t0 = time.monotonic()
+    while _newest_valid_step(stage2_dir) is None and proc.poll() is None and time.monotonic() - t0 < 120:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    out += proc.communicate(timeout=60)[0]
+    assert "precision bf16" in out and "[stage2] finished" not in out, out[-3000:]
+
+    log = run_to_end(cmd, env_for(home, tmp_path / "work", COLABKIT_PRECISION="fp16", **common), REPO, timeout=300)
+    assert "float16 autocast + GradScaler" in log and "precision fp16" in log
+    assert "[stage1] finished" not in log and "nothing to train" in log   # Stage-I was not retrained
+    m = re.search(r"\[stage2\] resumed from ckpt-(\d{9})\.pt", log)
+    assert m and int(m.group(1)) > 0, log[-3000:]
+    assert "StackGAN notebook finished." in log
+    for loop, scaler_saved in (("stage1", False), ("stage2", True)):
+        name, final = _final(home, loop)
+        assert final["step"] == final["meta"]["total_steps"], (loop, name)
+        assert bool(final["state"]["scaler"]) == scaler_saved   # Stage-I ended in bf16: no scaler state
