@@ -61,6 +61,20 @@ def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: in
     return {"killed": killed, "attempts": attempts, "logs": logs}
 
 
+def kill_after_first_checkpoint(cmd: list[str], env: dict, cwd: Path, *, wait_for: str, folder: Path,
+                                timeout: float = 120) -> str:
+    """Start `cmd`; once its output shows `wait_for` and `folder` holds a checkpoint with its checksum
+    file, SIGKILL it. Returns everything it printed."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    out = _read_until(proc, wait_for, timeout=300)
+    t0 = time.monotonic()
+    while not list(folder.glob("ckpt-*.pt.sha256")) and proc.poll() is None and time.monotonic() - t0 < timeout:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    return out + proc.communicate(timeout=60)[0]
+
+
 def _read_until(proc, marker: str, timeout: float) -> str:
     seen, t0 = [], time.monotonic()
     while time.monotonic() - t0 < timeout:

@@ -3,14 +3,12 @@ notebook's script twin killed at random moments during training."""
 
 import copy
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from resume_util import REPO, _read_until, assert_same, env_for, run_to_end, run_with_kills
+from resume_util import REPO, assert_same, env_for, kill_after_first_checkpoint, run_to_end, run_with_kills
 
 import colabkit as ck
 import colabkit.nbcells
@@ -120,7 +118,6 @@ def test_lr_halving_in_place_keeps_adam_state(nb):
 
 QUOTA_DRIVER = r"""
 import sys
-import time
 import colabkit as ck
 import colabkit.data
 import colabkit.nbcells
@@ -192,14 +189,8 @@ def test_run_begun_in_bf16_resumes_on_a_t4_in_fp16(tmp_path):
     common = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1, MPLBACKEND="Agg")
     home = tmp_path / "home"
     folder = home / RUN_NAME / "train" / "checkpoints"
-    proc = subprocess.Popen(cmd, env=env_for(home, tmp_path / "work", COLABKIT_PRECISION="bf16", **common),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    out = _read_until(proc, "[train] ", timeout=300)
-    t0 = time.monotonic()
-    while not list(folder.glob("ckpt-*.pt.sha256")) and proc.poll() is None and time.monotonic() - t0 < 120:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    out += proc.communicate(timeout=60)[0]
+    out = kill_after_first_checkpoint(cmd, env_for(home, tmp_path / "work", COLABKIT_PRECISION="bf16", **common),
+                                      REPO, wait_for="[train] ", folder=folder)
     assert "bfloat16 autocast" in out and "[train] finished" not in out, out[-2000:]
 
     log = run_to_end(cmd, env_for(home, tmp_path / "work", COLABKIT_PRECISION="fp16", **common), REPO)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from resume_util import REPO, _read_until, assert_same, env_for, run_to_end
+from resume_util import REPO, _read_until, assert_same, env_for, kill_after_first_checkpoint, run_to_end
 
 from colabkit import nbcells
 
@@ -164,14 +164,8 @@ def test_run_begun_in_bf16_finishes_in_fp16_after_a_kill_in_stage2(tmp_path):
     common = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1)
     home = tmp_path / "home"
     stage2_dir = home / RUN / "stage2" / "checkpoints"
-    proc = subprocess.Popen(cmd, env=env_for(home, tmp_path / "work", COLABKIT_PRECISION="bf16", **common),
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    out = _read_until(proc, "[stage2] ", timeout=300)
-    t0 = time.monotonic()
-    while _newest_valid_step(stage2_dir) is None and proc.poll() is None and time.monotonic() - t0 < 120:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    out += proc.communicate(timeout=60)[0]
+    out = kill_after_first_checkpoint(cmd, env_for(home, tmp_path / "work", COLABKIT_PRECISION="bf16", **common),
+                                      REPO, wait_for="[stage2] ", folder=stage2_dir)
     assert "precision bf16" in out and "[stage2] finished" not in out, out[-3000:]
 
     log = run_to_end(cmd, env_for(home, tmp_path / "work", COLABKIT_PRECISION="fp16", **common), REPO, timeout=300)
