@@ -61,15 +61,23 @@ def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: in
     return {"killed": killed, "attempts": attempts, "logs": logs}
 
 
+def newest_complete_step(folder: Path) -> int | None:
+    """The newest checkpoint a restart can resume from. colabkit writes the checksum file first and
+    then the payload (atomically, under a temporary name): a checksum alone may be an orphan left by
+    a kill in between, so a checkpoint counts only when both files are there."""
+    steps = [int(p.name[5:14]) for p in folder.glob("ckpt-*.pt") if (folder / (p.name + ".sha256")).is_file()]
+    return max(steps, default=None)
+
+
 def kill_after_first_checkpoint(cmd: list[str], env: dict, cwd: Path, *, wait_for: str, folder: Path,
                                 timeout: float = 120) -> str:
-    """Start `cmd`; once its output shows `wait_for` and `folder` holds a checkpoint with its checksum
-    file, SIGKILL it. Returns everything it printed."""
+    """Start `cmd`; once its output shows `wait_for` and `folder` holds a complete checkpoint, SIGKILL
+    it. Returns everything it printed."""
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     out = _read_until(proc, wait_for, timeout=300)
     t0 = time.monotonic()
-    while not list(folder.glob("ckpt-*.pt.sha256")) and proc.poll() is None and time.monotonic() - t0 < timeout:
+    while newest_complete_step(folder) is None and proc.poll() is None and time.monotonic() - t0 < timeout:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     return out + proc.communicate(timeout=60)[0]

@@ -11,7 +11,15 @@ import time
 
 import pytest
 import torch
-from resume_util import REPO, _read_until, assert_same, env_for, kill_after_first_checkpoint, run_to_end
+from resume_util import (
+    REPO,
+    _read_until,
+    assert_same,
+    env_for,
+    kill_after_first_checkpoint,
+    newest_complete_step,
+    run_to_end,
+)
 
 from colabkit import nbcells
 
@@ -90,12 +98,6 @@ def _final(home, loop):
     return last.name, torch.load(last, weights_only=True)
 
 
-def _newest_valid_step(folder):
-    """What a restart must resume from: the newest checkpoint whose checksum file was written."""
-    steps = [int(p.name[5:14]) for p in folder.glob("ckpt-*.pt") if (folder / (p.name + ".sha256")).is_file()]
-    return max(steps, default=None)
-
-
 def test_kill_during_stage2_resumes_without_retraining_stage1_bit_exact(tmp_path):
     cmd = [sys.executable, str(NOTEBOOK)]
     common = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1)
@@ -115,8 +117,8 @@ def test_kill_during_stage2_resumes_without_retraining_stage1_bit_exact(tmp_path
         out = _read_until(proc, "[stage2] ", timeout=300)
         # Kill once this run has saved at least one Stage-II step of its own, a random moment later
         # (before, during or after the next checkpoint write).
-        start, t0 = _newest_valid_step(stage2_dir), time.monotonic()
-        while _newest_valid_step(stage2_dir) == start and proc.poll() is None and time.monotonic() - t0 < 120:
+        start, t0 = newest_complete_step(stage2_dir), time.monotonic()
+        while newest_complete_step(stage2_dir) == start and proc.poll() is None and time.monotonic() - t0 < 120:
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
@@ -125,7 +127,7 @@ def test_kill_during_stage2_resumes_without_retraining_stage1_bit_exact(tmp_path
         assert "[stage2] " in out, logs[-1][-3000:]
         if "[stage2] finished" in logs[-1]:
             break               # this kill came too late: Stage-II was already done
-        expected.append(_newest_valid_step(stage2_dir))
+        expected.append(newest_complete_step(stage2_dir))
         files = {p.name: p.read_bytes() for p in stage1_dir.iterdir()}
         assert stage1_files in (None, files), "a restart wrote Stage-I checkpoints: it retrained Stage-I"
         stage1_files = files
