@@ -7,7 +7,7 @@ themselves live in the notebooks.
 
 import importlib
 
-from .board import image_grid, plot_history, show_images, tensorboard
+from .board import image_grid, plot_history, show, show_images, tensorboard
 from .checkpoint import Checkpointer, CheckpointError, ConfigMismatch, assert_identical
 from .env import (
     DeviceInfo,
@@ -39,5 +39,5 @@ __all__ = [
     "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "Interrupted",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
     "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "metrics", "mount_drive",
-    "open_store", "plot_history", "setup", "show_images", "smoke_mode", "tensorboard",
+    "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard",
 ]

@@ -1,4 +1,4 @@
-"""TensorBoard event files, mirrored to the run's store, and pictures for inline viewing.
+"""TensorBoard event files, mirrored to the run's store, and pictures: inline in a notebook, PNGs elsewhere.
 
 Event files are written on the VM's local disk (Drive does not reliably sync a file that is
 appended to for hours) and copied to the store with every checkpoint. On resume they are copied
@@ -8,6 +8,7 @@ session logged after its last checkpoint and the curves continue without doublin
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -116,6 +117,69 @@ def tensorboard(logdir, *, port: int = 6006, start: bool | None = None) -> str:
     return command
 
 
+# Where figures go outside a notebook: setup() points this at <run.work>/figures.
+_figure_folder: Path | None = None
+_figures_saved: dict[Path, int] = {}
+
+
+def use_figure_folder(folder) -> None:
+    """Save the figures of scripts (see :func:`show`) into ``folder`` from now on."""
+    global _figure_folder
+    _figure_folder = Path(folder)
+
+
+def _figure_name(fig) -> str:
+    title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""   # matplotlib >= 3.8
+    for ax in fig.axes:   # else the first panel's title, else its y label
+        if title:
+            break
+        title = ax.get_title()
+    for ax in fig.axes[:1]:
+        title = title or ax.get_ylabel()
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60].strip("-")
+    return slug or "figure"
+
+
+def _save_figure(fig) -> Path:
+    if _figure_folder is None:
+        from .env import _default_work, in_colab
+
+        folder = _default_work(in_colab()) / "figures"
+    else:
+        folder = _figure_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    number = _figures_saved.get(folder, 0) + 1
+    _figures_saved[folder] = number
+    path = folder / f"{number:02d}-{_figure_name(fig)}.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def show(fig=None) -> list[Path]:
+    """Show a figure (``fig=None``: every open figure), then free it.
+
+    In a notebook it is drawn inline (plt.show). Anywhere else, such as the main job that runs the
+    notebooks' script twins, nothing can be shown: each figure is saved as a PNG in the run's local
+    folder (``<run.work>/figures/NN-title.png``, numbered in drawing order), its path is printed,
+    and it is closed. Returns the paths saved.
+    """
+    import matplotlib.pyplot as plt
+
+    if in_notebook():
+        plt.show()
+        if fig is not None:
+            plt.close(fig)
+        return []
+    figures = [fig] if fig is not None else [plt.figure(n) for n in plt.get_fignums()]
+    paths = []
+    for f in figures:
+        path = _save_figure(f)
+        plt.close(f)
+        print(f"figure: {path}")
+        paths.append(path)
+    return paths
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     """A 3×H×W grid in [0, 1] from a batch in [-1, 1]."""
     from torchvision.utils import make_grid
@@ -125,23 +189,27 @@ def image_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
 
 
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None, size: float = 6.0):
-    """Draw a batch in [-1, 1] as one grid with matplotlib."""
+    """Draw a batch in [-1, 1] as one grid with matplotlib and show it (see :func:`show`).
+
+    With ``ax`` given, it draws into that panel of the caller's figure and leaves showing it to the caller.
+    """
     import matplotlib.pyplot as plt
 
     grid = image_grid(images, nrow)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(size, size * grid.shape[1] / grid.shape[2]))
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(size, size * grid.shape[1] / grid.shape[2]))
     ax.imshow(grid.permute(1, 2, 0).numpy())
     ax.axis("off")
     if title:
         ax.set_title(title)
-    if in_notebook():
-        plt.show()
+    if own:
+        show(fig)
     return ax
 
 
 def plot_history(history: dict, tags=None, title: str | None = None, logy: bool = False):
-    """Curves from loop.history: one panel per tag."""
+    """Curves from loop.history: one panel per tag, shown (see :func:`show`)."""
     import matplotlib.pyplot as plt
 
     tags = [t for t in (tags or sorted(history)) if history.get(t)]
@@ -159,7 +227,6 @@ def plot_history(history: dict, tags=None, title: str | None = None, logy: bool 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if in_notebook():
-        plt.show()
+    show(fig)
     return fig
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .board import use_figure_folder
 from .store import Store, open_store
 
 DRIVE_MOUNT = "/content/drive"
@@ -228,6 +229,7 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
     work_root = _default_work(colab)
     work = work_root / name
     work.mkdir(parents=True, exist_ok=True)
+    use_figure_folder(work / "figures")   # figures of a script (not a notebook) are saved there as PNGs
     data_dir = work_root / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     cache = Path(root) / "cache" if "://" not in root else work_root / "cache"

@@ -194,7 +194,7 @@ ax.set_ylim(0, EPOCHS * 1.15)
 ax.set_title("A 200-epoch CycleGAN run cut into Colab sessions (shaded)", fontsize=10)
 ax.legend(loc="center right", fontsize=8)
 fig.tight_layout()
-plt.show()
+ck.show(fig)
 
 _, e_plain, _ = play_out(False)
 _, e_ckpt, lost_ckpt = play_out(True)
@@ -537,7 +537,7 @@ for ax, img, title in [(axes[0], u[crop], "original (decoded JPEG)"),
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 fig.tight_layout()
-plt.show()
+ck.show(fig)
 
 # %% [markdown]
 # ## 5. A tiny GAN, trained with the resumable loop
@@ -838,7 +838,7 @@ ax.set_xlabel("step")
 ax.set_ylabel("loss_D")
 ax.legend(fontsize=8)
 fig.tight_layout()
-plt.show()
+ck.show(fig)
 
 # TensorBoard agrees too: the event files from both sessions read as one curve with no step twice.
 # (TensorBoard's reader logs "Detected out of order event.step ... Purging expired events": that is

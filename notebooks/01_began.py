@@ -95,11 +95,8 @@ SMOKE = ck.smoke_mode()
 
 
 def show():
-    """Show figures in a notebook; in a script (the smoke run, the tests) just free them."""
-    if ck.board.in_notebook():
-        plt.show()
-    else:
-        plt.close("all")
+    """Show the open figures: inline in a notebook; in a script (the smoke run) saved as PNGs, paths printed."""
+    ck.show()
 
 
 # %% [markdown]

@@ -1123,7 +1123,7 @@ def show(image) -> torch.Tensor:
             ax.set_title(t)
             ax.axis("off")
         plt.tight_layout()
-        plt.show()
+        ck.show(fig)
     plt.close("all")
     return grid
 

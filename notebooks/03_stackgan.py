@@ -486,10 +486,8 @@ assert np.load(crops["train"][LOAD], mmap_mode="r").shape == (len(keys["train"])
 
 
 def show(fig) -> None:
-    """Show a figure in the notebook; as a script just close it."""
-    if ck.board.in_notebook():
-        plt.show()
-    plt.close(fig)
+    """Show a figure in the notebook; as a script save it as a PNG (path printed) and close it."""
+    ck.show(fig)
 
 
 def show_with_captions(images, texts, title=None, width=26):

@@ -8,8 +8,11 @@ after a reconnect) must skip the finished training and repeat the demonstrations
 
 import re
 import sys
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from resume_util import REPO, assert_same, env_for, run_to_end
 
 SCRIPT = REPO / "notebooks" / "00_start_here.py"
@@ -62,9 +65,31 @@ def test_start_here_resumes_after_the_simulated_disconnect(tmp_path):
         assert_same(ref["rng"], got["rng"])
     assert ref["history"] == _final(home, "disconnect", s["TOTAL_STEPS"])["history"]
 
+    # Outside a notebook every figure is saved as a PNG in the run's local folder (its path printed),
+    # then closed: the curves, the JPEG comparison and the sample grids can be opened afterwards.
+    figures = _figures(out, work)
+    assert "More than 20 figures" not in out
+    assert [p.parent for p in figures[1:]] == [work / RUN / "figures"] * (len(figures) - 1)
+    assert figures[0].parent == work / "figures"          # the one figure drawn before ck.setup
+    assert any("g-z-fixed" in p.name for p in figures) and any("history" in p.name for p in figures)
+
     # Run all again in the same folders, as after a reconnect: the finished loop is restored, not retrained,
     # and the demonstrations start over and pass again.
     again = run_to_end([sys.executable, str(SCRIPT)], env, REPO, timeout=300)
     assert f"[train] resumed from ckpt-{s['TOTAL_STEPS']:09d}.pt" in again and "already complete" in again
     assert f"session 2 resumed at step {last_ckpt}," in again
     assert again.count("identical to the uninterrupted run") == 2
+    assert _figures(again, work) == figures                 # the same files, drawn again, not new ones
+
+
+def _figures(out, work):
+    """The PNG files a run printed ("figure: PATH"), each checked to be a real picture."""
+    paths = [Path(m) for m in re.findall(r"^figure: (.+\.png)$", out, re.M)]
+    assert len(paths) >= 6, out[-3000:]
+    assert len(set(paths)) == len(paths)
+    for path in paths:
+        assert path.is_relative_to(work) and path.stat().st_size > 5000, path
+        with Image.open(path) as im:
+            assert im.format == "PNG" and min(im.size) >= 100, (path, im.size)
+            assert np.asarray(im.convert("L")).std() > 5, f"{path} is blank"
+    return paths

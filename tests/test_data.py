@@ -10,20 +10,28 @@ import io
 import os
 import pickle
 import pickletools
+import shutil
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fakedrive import FakeDrive, make_certificate
 from PIL import Image
 from tqdm import tqdm as std_tqdm
 
 from colabkit import data
+
+REPO = Path(__file__).resolve().parents[1]
 
 # What Google Drive serves when a file's download quota is used up (the parts gdown and
 # colabkit look at; each element on its own line, as Drive writes it).
@@ -124,6 +132,7 @@ def server(cifar, monkeypatch):
     srv.add("/quota-403/birds.zip", QUOTA_PAGE, status=403, content_type="text/html; charset=utf-8")
     srv.add("drive:FORBIDDEN_ID", b"", status=403, content_type="text/html; charset=utf-8")
     srv.add("drive:PRIVATE_ID", SIGNIN_PAGE, content_type="text/html; charset=utf-8")
+    srv.add("drive:TRUNCATED_ID", cifar["bytes"][:1000], length=len(cifar["bytes"]))
     monkeypatch.setattr(data, "DRIVE_URL", srv.base + "/drive/uc?id={id}&export=download")
     yield srv
     srv.close()
@@ -333,6 +342,14 @@ def test_gdrive_permission_page(server, tmp_path):
     assert all_entries(tmp_path) == []
 
 
+def test_gdrive_broken_connection_leaves_nothing(server, tmp_path):
+    with pytest.raises(data.DownloadError) as err:
+        data.fetch("gdrive:TRUNCATED_ID", "cifar.tar.gz", dest_dir=tmp_path, progress=False)
+    assert not isinstance(err.value, (data.DriveError, data.HTTPStatusError))
+    assert "run the cell again" in str(err.value)
+    assert all_entries(tmp_path) == []
+
+
 @pytest.mark.parametrize("page, error", [(QUOTA_PAGE, data.DriveQuotaError),
                                          (SIGNIN_PAGE, data.DrivePermissionError)])
 def test_gdown_recognised_drive_pages_are_translated(monkeypatch, tmp_path, page, error):
@@ -350,6 +367,177 @@ def test_gdown_recognised_drive_pages_are_translated(monkeypatch, tmp_path, page
     with pytest.raises(error):
         data.fetch("gdrive:SOME_ID", "birds.zip", dest_dir=tmp_path, progress=False)
     assert all_entries(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- Google Drive's own hosts
+# https://drive.google.com/… itself, played by tests/fakedrive.py through HTTPS_PROXY: here gdown
+# runs its Drive logic (redirect, virus-scan form, Drive's error pages), not a plain download.
+# All the tests named *gdrive* / *gdown* run twice: here with the newest gdown, and in a
+# subprocess with Colab's gdown 5.2.2 (test_drive_tests_again_under_colab_gdown, at the end).
+
+OLD_GDOWN = "5.2.2"   # what Colab ships (../shared/colab.md)
+
+
+@pytest.fixture(scope="module")
+def google_certificate(tmp_path_factory):
+    return make_certificate(tmp_path_factory.mktemp("fake-google-tls"))
+
+
+@pytest.fixture
+def drive(google_certificate, cifar, monkeypatch):
+    fake = FakeDrive(*google_certificate)
+    fake.add("SMALL_ID", cifar["bytes"], name="cifar.tar.gz")
+    fake.add("LARGE_ID", cifar["bytes"], name="cifar.tar.gz", kind="large")
+    fake.add("QUOTA_ID", kind="quota")
+    fake.add("PRIVATE_ID", kind="private")
+    fake.add("STALL_ID", cifar["bytes"], name="cifar.tar.gz", kind="stall")
+    for var in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, fake.proxy)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.cert))
+    assert data.DRIVE_URL == "https://drive.google.com/uc?id={id}&export=download"   # the real address
+    yield fake
+    fake.close()
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_gdrive_host_redirect_and_virus_scan_confirmation(drive, cifar, tmp_path, bars, size):
+    cache = tmp_path / "cache"
+    file_id = size.upper() + "_ID"
+    path = data.fetch(f"gdrive:{file_id}", "cifar.tar.gz", cache_dir=cache, dest_dir=tmp_path / "dest",
+                      md5=cifar["md5"], sha256=cifar["sha256"])
+    assert path.read_bytes() == cifar["bytes"]
+    assert (cache / "cifar.tar.gz").read_bytes() == cifar["bytes"]
+    assert all_entries(tmp_path / "dest") == ["cifar.tar.gz"]
+    hosts = [host for host, _ in drive.hits]
+    first = urllib.parse.urlsplit(drive.hits[0][1])
+    assert hosts[0] == "drive.google.com" and first.path == "/uc"
+    assert urllib.parse.parse_qs(first.query)["id"] == [file_id]
+    if size == "small":
+        assert hosts == ["drive.google.com", "drive.usercontent.google.com"]
+    else:   # the warning page, then the form gdown filled in: confirm=t and the page's uuid
+        assert hosts == ["drive.google.com", "drive.usercontent.google.com", "drive.usercontent.google.com"]
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(drive.hits[2][1]).query)
+        assert query["confirm"] == ["t"] and query["uuid"] == [drive.files[file_id]["uuid"]]
+    size_bytes = len(cifar["bytes"])
+    assert any(b.n == size_bytes and b.total == size_bytes for b in bars), [(b.n, b.total) for b in bars]
+
+
+def test_gdrive_host_quota_page(drive, tmp_path):
+    cache = tmp_path / "drive" / "cache"
+    with pytest.raises(data.DriveQuotaError) as err:
+        data.fetch("gdrive:QUOTA_ID", "birds.zip", cache_dir=cache, dest_dir=tmp_path / "dest", progress=False)
+    message = str(err.value)
+    assert "Too many users have viewed or downloaded this file recently" in message   # Drive's words
+    assert "https://drive.google.com/file/d/QUOTA_ID/view" in message and "24 hours" in message
+    assert str(cache / "birds.zip") in message and "fallback" in message
+    assert [host for host, _ in drive.hits] == ["drive.google.com", "drive.usercontent.google.com"]
+    assert all_entries(tmp_path / "dest") == [] and all_entries(cache) == []
+
+
+def test_gdrive_host_sign_in_redirect(drive, tmp_path):
+    with pytest.raises(data.DrivePermissionError) as err:
+        data.fetch("gdrive:PRIVATE_ID", "birds.zip", dest_dir=tmp_path, progress=False)
+    message = str(err.value)
+    assert "Anyone with the link" in message and "fallback" in message
+    assert str(tmp_path / "birds.zip") in message
+    assert [host for host, _ in drive.hits] == ["drive.google.com", "accounts.google.com"]
+    assert all_entries(tmp_path) == []
+
+
+def test_gdrive_host_checksum_mismatch(drive, cifar, tmp_path):
+    dest, cache = tmp_path / "dest", tmp_path / "cache"
+    wrong = hashlib.sha256(b"the file as it was when the notebook was written").hexdigest()
+    with pytest.raises(data.ChecksumError) as err:
+        data.fetch("gdrive:LARGE_ID", "cifar.tar.gz", cache_dir=cache, dest_dir=dest, sha256=wrong,
+                   progress=False)
+    assert err.value.algorithm == "sha256" and err.value.expected == wrong
+    assert err.value.actual == cifar["sha256"]                  # hashed while it streamed in
+    assert wrong in str(err.value) and cifar["sha256"] in str(err.value)
+    assert all_entries(dest) == [] and all_entries(cache) == []
+
+
+def test_gdrive_host_connection_gone_quiet_times_out(drive, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(data.DownloadError) as err:
+        data.fetch("gdrive:STALL_ID", "cifar.tar.gz", dest_dir=tmp_path, progress=False, timeout=0.5)
+    waited = time.monotonic() - start
+    assert waited < 10, f"the download should give up after the 0.5 s timeout, it took {waited:.1f} s"
+    assert not isinstance(err.value, data.ChecksumError)
+    assert "internet connection" in str(err.value)
+    assert all_entries(tmp_path) == []
+
+
+def test_gdrive_tests_run_the_expected_gdown():
+    """Which gdown these Drive tests ran, and which of colabkit's two ways of calling it."""
+    import gdown
+
+    wanted = os.environ.get("COLABKIT_TEST_GDOWN")
+    if wanted:   # the subprocess run by test_drive_tests_again_under_colab_gdown
+        assert gdown.__version__ == wanted
+        assert Path(gdown.__file__).resolve().is_relative_to(Path(os.environ["COLABKIT_TEST_GDOWN_DIR"]).resolve())
+        assert not data._gdown_takes_callbacks(gdown.download)      # colabkit hashes, times out, reports
+    else:
+        assert int(gdown.__version__.split(".")[0]) >= 6, gdown.__version__
+        assert data._gdown_takes_callbacks(gdown.download)          # gdown does it (progress=, hasher=, …)
+    print(f"gdown {gdown.__version__} from {gdown.__file__}")
+
+
+def _old_gdown_dir() -> Path:
+    """A folder holding only gdown 5.2.2: $COLABKIT_GDOWN_OLD, or installed once into .work/."""
+    def holds_it(folder: Path) -> bool:
+        return (folder / f"gdown-{OLD_GDOWN}.dist-info").is_dir() and (folder / "gdown" / "__init__.py").is_file()
+
+    given = os.environ.get("COLABKIT_GDOWN_OLD")
+    if given:
+        if not holds_it(Path(given)):
+            pytest.fail(f"COLABKIT_GDOWN_OLD={given} does not hold gdown {OLD_GDOWN}: make it with "
+                        f"`pip install --no-deps --target DIR gdown=={OLD_GDOWN}` (gdown alone: the folder goes "
+                        "first on PYTHONPATH) or unset it to let this test install it under .work/")
+        return Path(given)
+    folder = REPO / ".work" / f"gdown-{OLD_GDOWN}"
+    if holds_it(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           "--no-deps", "--no-compile", "--target", str(partial), f"gdown=={OLD_GDOWN}"],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 or not holds_it(partial):
+        shutil.rmtree(partial, ignore_errors=True)
+        pytest.fail(f"Could not install gdown {OLD_GDOWN} (Colab's version) for the Drive tests: pip said\n"
+                    f"{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}\nThis test needs the package index, or "
+                    f"COLABKIT_GDOWN_OLD set to a folder made by `pip install --no-deps --target DIR "
+                    f"gdown=={OLD_GDOWN}`.")
+    try:
+        partial.rename(folder)
+    except OSError:   # another test process put it there first
+        shutil.rmtree(partial, ignore_errors=True)
+    assert holds_it(folder)
+    return folder
+
+
+def test_drive_tests_again_under_colab_gdown(tmp_path):
+    """Every *gdrive*/*gdown* test of this file, in a subprocess that imports Colab's gdown 5.2.2."""
+    old = _old_gdown_dir()
+    env = dict(os.environ, COLABKIT_TEST_GDOWN=OLD_GDOWN, COLABKIT_TEST_GDOWN_DIR=str(old),
+               HOME=str(tmp_path / "home"),   # gdown 5.2.2 makes ~/.cache/gdown when imported
+               PYTHONPATH=os.pathsep.join(p for p in (str(old), os.environ.get("PYTHONPATH")) if p))
+    report = tmp_path / "report.xml"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                           "-k", "(gdrive or gdown) and not under_colab", f"--junitxml={report}"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    cases = ET.parse(report).getroot().iter("testcase")
+    outcomes = {c.get("name"): [child.tag for child in c] for c in cases}
+    assert all(not tags for tags in outcomes.values()), outcomes          # no failure, error or skip
+    ran = {name.split("[")[0] for name in outcomes}
+    expected = {name for name in globals() if name.startswith("test_") and ("gdrive" in name or "gdown" in name)
+                and "under_colab" not in name}
+    assert ran == expected, (sorted(ran), sorted(expected))
+    assert "test_gdrive_tests_run_the_expected_gdown" in ran            # asserted gdown 5.2.2 was imported
+    assert len(outcomes) >= 12, sorted(outcomes)
+    print(f"gdown {OLD_GDOWN} (from {old}): {len(outcomes)} Drive tests passed")
 
 
 # ----------------------------------------------------------------------------- extract
