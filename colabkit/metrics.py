@@ -808,7 +808,8 @@ PAPER_NUMBERS: dict[str, dict[str, Any]] = {
         "source": "Zhang et al. 2017 (StackGAN)",
         "note": ("30,000 samples, shuffled, 10 splits. CUB and Oxford use an Inception fine-tuned on each "
                  "data set (for CUB: a softmax over the 50 test species); an ImageNet Inception (1,008 "
-                 "classes) measures on another scale. CUB ± 0.04 not re-verified."),
+                 "classes) measures on another scale. COCO's 8.45 uses the ImageNet Inception of the "
+                 "original IS code (the authors' StackGAN-inception-model README). CUB ± 0.04 not re-verified."),
     },
     "stackgan_fid": {
         "title": "FID on the StackGAN data sets (later work)",

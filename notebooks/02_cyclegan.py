@@ -73,7 +73,7 @@ LR = 2e-4                   # Adam learning rate
 BETAS = (0.5, 0.999)        # Adam β1, β2
 BATCH_SIZE = 1              # the paper trains with batch 1
 N_EPOCHS = 100              # epochs at the constant learning rate ...
-N_EPOCHS_DECAY = 100        # ... then epochs of linear decay towards 0
+N_EPOCHS_DECAY = 100        # ... then epochs of linear decay towards 0 (the pre-2020 reference rule, section 5)
 SEED = 0
 
 # How fast, not what: these change the speed, never the math (section 5).
