@@ -158,6 +158,8 @@ class InceptionExtractor(nn.Module):
       as pytorch-fid resizes. The result is rounded to uint8 (the network takes uint8; pytorch-fid
       keeps floats, a difference of at most half a level) and handed on at 299×299, where the
       TF1 resize is the identity. The weights are the same TensorFlow graph pytorch-fid converts.
+      One difference stays: the network here scales pixels as (u - 128) / 128 (the TF graph's
+      own step), pytorch-fid as 2 u / 255 - 1, about 0.4 % apart.
     The two resizes give slightly different features, so FIDs from one are not exactly those of
     the other; cached statistics are keyed by the extractor's name, which says which resize.
     """

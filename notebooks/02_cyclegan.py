@@ -1060,6 +1060,7 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 # | fakes to files | PNG; uint8 by truncation, `((x+1)/2·255).astype(uint8)` | the same truncation (`as_png`) |
 # | network | pytorch-fid: the 2015 TF FID Inception | the same graph, torch-fidelity's port |
 # | resize to 299 | PyTorch bilinear on floats | the same, then rounded to uint8 (≤ ½ level) |
+# | pixel scaling | $2u/255 - 1$ | $(u - 128)/128$, the TF graph's own: 0.4 % apart, not matched |
 # | real side | the 140 testB JPEGs (120 testA the other way) | the same files, decoded by PIL |
 #
 # mmagic measures with its own evaluation code, whose details were not checked here.
