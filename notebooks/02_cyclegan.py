@@ -1077,7 +1077,10 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 # refuses any other difference with a message that names it.
 #
 # Which released generators fit which data set of `UNPAIRED_SETS` (the direction matters: X is
-# `trainA`): `facades` and `ae_photos` have none that is known to match their folders.
+# `trainA`). The directions below follow the model and folder names (`maps`: A = aerial photos;
+# the painting sets: A = paintings) and were not checked against the files. `facades` has
+# released generators (`facades_photo2label`, `facades_label2photo`), but which of its folders
+# holds the photos was not checked, so they are left out; `ae_photos` has none.
 
 # %% tags=["lib"]
 import io
