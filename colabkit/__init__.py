@@ -31,13 +31,13 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # data and metrics pull in heavier imports (gdown, scipy): load them on first use.
-    if name in ("data", "metrics"):
+    if name in ("data", "metrics", "loopback"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'colabkit' has no attribute {name!r}")
 
 __all__ = [
     "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "Interrupted",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
-    "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "metrics", "mount_drive",
-    "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard",
+    "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "loopback", "metrics",
+    "mount_drive", "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard",
 ]

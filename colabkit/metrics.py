@@ -28,9 +28,14 @@ under torch.no_grad().
 
 Caveats that matter when comparing with the papers:
 - IS depends on the number of samples and splits (the convention is 50,000 and 10; StackGAN
-  used 30,000 and 10) and on the exact Inception weights. StackGAN's CUB and Oxford-102 scores
-  come from an Inception fine-tuned on those data sets; the ImageNet network here gives
-  different numbers for the same images.
+  used 30,000, shuffled, and 10), on their order when the order means something (shuffle_seed=),
+  and on the exact Inception weights. StackGAN's CUB and Oxford-102 scores come from an
+  Inception fine-tuned on those data sets; the ImageNet network here gives different numbers
+  for the same images.
+- Image files: published numbers were often computed on PNGs, i.e. after a float → uint8 step,
+  and the CycleGAN reference truncates there (to_uint8(x, rounding="truncate") does the same),
+  while this module rounds. The resize to 299×299 differs between the TensorFlow code and
+  pytorch-fid (InceptionExtractor's `resize`).
 - FID is biased upwards for small sample sets; horse2zebra's test sets hold 120 and 140 images,
   so the FID there is noisy and only comparable with numbers measured the same way.
 """
@@ -63,7 +68,9 @@ __all__ = [
     "inception_extractor",
     "TinyExtractor",
     "tiny_extractor",
+    "ROUNDINGS",
     "to_uint8",
+    "RESIZES",
     "inception_score",
     "inception_score_from_logits",
     "feature_stats",
@@ -101,10 +108,23 @@ Samples = Union[torch.Tensor, np.ndarray, Iterable, Callable[[int], torch.Tensor
 Stats = tuple[np.ndarray, np.ndarray]
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Map floats in [-1, 1] to uint8 0..255 (rounded, clamped), as an image file would store them."""
+ROUNDINGS = ("nearest", "truncate")
+
+
+def to_uint8(x: torch.Tensor, rounding: str = "nearest") -> torch.Tensor:
+    """Map floats in [-1, 1] to uint8 0..255 (clamped), as an image file would store them.
+
+    rounding="nearest" rounds to the closest level. rounding="truncate" drops the fraction, which
+    is what code that writes images as `((x + 1) / 2 * 255).astype(np.uint8)` does (the CycleGAN
+    reference's PNGs, on which the published FIDs were computed): most pixels land half a level
+    lower on average than with rounding.
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}.")
     if x.dtype == torch.uint8:
         return x
+    if rounding == "truncate":   # float32 as in the reference (numpy float32 arrays), then floor
+        return ((x.float() + 1.0) / 2.0 * 255.0).clamp_(0.0, 255.0).to(torch.uint8)
     return ((x.float() + 1.0) * 127.5 + 0.5).clamp_(0.0, 255.0).to(torch.uint8)
 
 
@@ -119,20 +139,38 @@ def _module_device(module: nn.Module) -> torch.device:
 # --------------------------------------------------------------------------------------------
 
 
+RESIZES = ("tf1", "pytorch-fid")
+_INCEPTION_SIZE = 299
+
+
 class InceptionExtractor(nn.Module):
     """torch-fidelity's InceptionV3 behind the extractor protocol.
 
     "logits" are torch-fidelity's "logits_unbiased" (the pool features times the final layer's
     weights, no bias: 1008 classes, as in the original Inception Score code); "pool" is the
-    2048-d average-pool output FID uses. Floats in [-1, 1] are turned into uint8 first, which
-    is what the network was built for (it resizes to 299×299 itself).
+    2048-d average-pool output FID uses. Floats in [-1, 1] are turned into uint8 first (rounded
+    to the nearest level), which is what the network was built for.
+
+    How images reach 299×299 (`resize`):
+    - "tf1": torch-fidelity's resize, bilinear as TensorFlow 1 computes it: the original IS and
+      FID code's resize.
+    - "pytorch-fid": PyTorch's bilinear interpolation (align_corners=False) of the uint8 values,
+      as pytorch-fid resizes. The result is rounded to uint8 (the network takes uint8; pytorch-fid
+      keeps floats, a difference of at most half a level) and handed on at 299×299, where the
+      TF1 resize is the identity. The weights are the same TensorFlow graph pytorch-fid converts.
+      One difference stays: the network here scales pixels as (u - 128) / 128 (the TF graph's
+      own step), pytorch-fid as 2 u / 255 - 1, about 0.4 % apart.
+    The two resizes give slightly different features, so FIDs from one are not exactly those of
+    the other; cached statistics are keyed by the extractor's name, which says which resize.
     """
 
-    name = "inception-v3-tf-2015-12-05"
-
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, resize: str = "tf1"):
         super().__init__()
+        if resize not in RESIZES:
+            raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}.")
         self.net = net
+        self.resize = resize
+        self.name = "inception-v3-tf-2015-12-05" + ("" if resize == "tf1" else "-resize-pytorch-fid")
 
     @property
     def device(self) -> torch.device:
@@ -141,6 +179,10 @@ class InceptionExtractor(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = to_uint8(x).to(self.device)  # convert before the transfer: uint8 is 4× smaller
+        if self.resize == "pytorch-fid" and tuple(x.shape[-2:]) != (_INCEPTION_SIZE, _INCEPTION_SIZE):
+            x = F.interpolate(x.float(), size=(_INCEPTION_SIZE, _INCEPTION_SIZE), mode="bilinear",
+                              align_corners=False)
+            x = x.round_().clamp_(0, 255).to(torch.uint8)
         logits, pool = self.net(x)
         return {"logits": logits, "pool": pool}
 
@@ -160,8 +202,13 @@ def inception_extractor(
     dest_dir: str | os.PathLike | None = None,
     sha256: str | None = None,
     progress: bool = True,
+    resize: str = "tf1",
 ) -> InceptionExtractor:
     """The standard InceptionV3 extractor (torch-fidelity's port of the TensorFlow network).
+
+    `resize` says how images are brought to 299×299: "tf1" (the original TensorFlow code's
+    bilinear resize, torch-fidelity's default) or "pytorch-fid" (PyTorch's bilinear, as the
+    pytorch-fid package does); see InceptionExtractor.
 
     The weights (about 95 MB) are fetched with colabkit.data.fetch: downloaded once, kept in
     `cache_dir` (give a Drive folder in Colab, e.g. run.cache) and copied from there in later
@@ -170,6 +217,8 @@ def inception_extractor(
 
     Raises WeightsUnavailable with instructions when the file cannot be fetched or loaded.
     """
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}.")
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError as exc:
@@ -212,7 +261,7 @@ def inception_extractor(
             + (f" and from cache_dir ({cache_dir})" if cache_dir is not None else "")
             + " and run again."
         ) from exc
-    return InceptionExtractor(net).to(device)
+    return InceptionExtractor(net, resize=resize).to(device)
 
 
 class TinyExtractor(nn.Module):
@@ -417,11 +466,16 @@ def _extract(
 # --------------------------------------------------------------------------------------------
 
 
-def inception_score_from_logits(logits: torch.Tensor | np.ndarray, splits: int = 10) -> tuple[float, float]:
+def inception_score_from_logits(logits: torch.Tensor | np.ndarray, splits: int = 10,
+                                shuffle_seed: int | None = None) -> tuple[float, float]:
     """IS from class logits N×C: per split exp(mean_x KL(p(y|x) || p(y))); mean and std over splits.
 
-    Splits are consecutive chunks (as in the original code); p(y) is the mean prediction of the
-    split. All arithmetic is in float64. The std is NumPy's default (population) std.
+    Splits are consecutive chunks of the samples in the order given (as in the original code);
+    p(y) is the mean prediction of the split. With `shuffle_seed` the samples are first put in a
+    random order drawn from that seed (as the StackGAN authors' code does): needed when the order
+    means something, e.g. images generated caption by caption in a test set sorted by species,
+    where a consecutive split holds only a few species and its p(y) is too narrow, which lowers
+    the score. All arithmetic is in float64. The std is NumPy's default (population) std.
     """
     logits = torch.as_tensor(logits)
     if logits.dim() != 2:
@@ -429,6 +483,9 @@ def inception_score_from_logits(logits: torch.Tensor | np.ndarray, splits: int =
     count = len(logits)
     if splits < 1 or count < splits:
         raise ValueError(f"Need at least one sample per split: {count} samples, {splits} splits.")
+    if shuffle_seed is not None:
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(int(shuffle_seed)))
+        logits = logits[order]
     scores = []
     for i in range(splits):
         part = logits[i * count // splits:(i + 1) * count // splits].to(torch.float64)
@@ -449,18 +506,20 @@ def inception_score(
     progress: bool = True,
     *,
     n: int | None = None,
+    shuffle_seed: int | None = None,
 ) -> tuple[float, float]:
     """Inception Score (mean, std over splits) of `samples` under `extractor`'s "logits".
 
     `n` caps the number of images (required when `samples` is a sampling function). The logits
     are kept on the CPU (50,000 × 1008 float32 is about 200 MB), the images are not.
+    `shuffle_seed`: shuffle the samples (seeded) before splitting; see inception_score_from_logits.
     """
     chunks: list[torch.Tensor] = []
     _extract(samples, extractor, "logits", chunks.append, n=n, batch_size=batch_size, device=device,
              progress=progress, desc="Inception Score")
     if not chunks:
         raise ValueError("No samples.")
-    return inception_score_from_logits(torch.cat(chunks), splits=splits)
+    return inception_score_from_logits(torch.cat(chunks), splits=splits, shuffle_seed=shuffle_seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,7 +766,9 @@ PAPER_NUMBERS: dict[str, dict[str, Any]] = {
         },
         "source": ("BEGAN 5.62: Berthelot et al. 2017; the other rows as quoted in the same family of "
                    "CIFAR-10 comparison tables"),
-        "note": "Convention: 50,000 samples, 10 splits, ImageNet Inception.",
+        "note": ("The usual protocol of these tables: the original Inception Score code, its ImageNet "
+                 "Inception, 50,000 samples, 10 splits. The samples, splits and code behind BEGAN's 5.62 "
+                 "are not re-verified from the paper."),
     },
     "began_fid_lucic": {
         "title": "BEGAN FID by data set (Lucic et al. 2018, their own BEGAN variant, large search)",
@@ -725,8 +786,21 @@ PAPER_NUMBERS: dict[str, dict[str, Any]] = {
             "CycleGAN (CUT paper)": 77.2,
             "CycleGAN official model (mmagic)": 62.1,
         },
-        "source": "Park et al. 2020 (CUT), CycleGAN row; mmagic's measurement of the official model",
-        "note": "Test sets of 120 / 140 images: FID is noisy. CUT reports the best during training.",
+        "source": ("Park et al. 2020 (CUT), CycleGAN row; mmagic's measurement of the authors' released "
+                   "model (trained with the identity loss)"),
+        "note": ("CUT's protocol: pytorch-fid, the 120 translated testA images vs the 140 testB images at "
+                 "256x256. Test sets this small make FID noisy."),
+    },
+    "cyclegan_zebra2horse_fid": {
+        "title": "zebra2horse FID (zebra to horse, test set)",
+        "metric": "FID",
+        "higher_is_better": False,
+        "values": {
+            "CycleGAN official model (mmagic)": 138.6,
+            "CycleGAN, mmagic's own training run": 141.2,
+        },
+        "source": "mmagic's CycleGAN page: the authors' released model, and a run of its own",
+        "note": "The 140 translated testB images vs the 120 testA images. Small test sets: FID is noisy.",
     },
     "stackgan_is": {
         "title": "StackGAN Inception Score",
@@ -734,8 +808,10 @@ PAPER_NUMBERS: dict[str, dict[str, Any]] = {
         "higher_is_better": True,
         "values": {"CUB": 3.70, "Oxford-102": 3.20, "COCO": 8.45},
         "source": "Zhang et al. 2017 (StackGAN)",
-        "note": ("30,000 samples, 10 splits. CUB and Oxford use an Inception fine-tuned on each data set; "
-                 "the ImageNet Inception gives different numbers. CUB ± 0.04 not re-verified."),
+        "note": ("30,000 samples, shuffled, 10 splits. CUB and Oxford use an Inception fine-tuned on each "
+                 "data set (for CUB: a softmax over the 50 test species); an ImageNet Inception (1,008 "
+                 "classes) measures on another scale. COCO's 8.45 uses the ImageNet Inception of the "
+                 "original IS code (the authors' StackGAN-inception-model README). CUB ± 0.04 not re-verified."),
     },
     "stackgan_fid": {
         "title": "FID on the StackGAN data sets (later work)",
@@ -762,15 +838,22 @@ def _fmt(value: Any, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def compare_table(measured: dict[str, Any], paper_key: str, digits: int = 2) -> str:
+def compare_table(measured: dict[str, Any], paper_key: str, digits: int = 2, *,
+                  comparable: bool = True, why: str | None = None) -> str:
     """A small text table of our numbers next to the paper's, for a notebook to print.
 
     measured maps row names to a number or a (mean, std) pair, e.g. {"BEGAN": (5.1, 0.07)};
     names are matched to the paper's rows ignoring case, and unmatched names get rows of their
     own. paper_key is one of PAPER_NUMBERS' keys.
+
+    comparable=False: our numbers were measured on another scale than the paper's (another
+    network, say); the table then prints no difference ("n/c" in its place) and `why` (required)
+    as a line of its own, so that nobody reads ours minus theirs as a gap to close.
     """
     if paper_key not in PAPER_NUMBERS:
         raise KeyError(f"Unknown paper_key {paper_key!r}; choose one of {sorted(PAPER_NUMBERS)}.")
+    if not comparable and not why:
+        raise ValueError("comparable=False needs why=: say what differs and what that means for the reader.")
     entry = PAPER_NUMBERS[paper_key]
     paper = entry["values"]
     lookup = {k.casefold(): k for k in paper}
@@ -787,6 +870,8 @@ def compare_table(measured: dict[str, Any], paper_key: str, digits: int = 2) -> 
         mine = ours.get(key)
         if mine is None:
             delta = "-"
+        elif not comparable:
+            delta = "n/c"
         else:
             mean = mine[0] if isinstance(mine, (tuple, list)) else mine
             delta = f"{float(mean) - ref:+.{digits}f}"
@@ -804,4 +889,6 @@ def compare_table(measured: dict[str, Any], paper_key: str, digits: int = 2) -> 
     lines.append(f"source: {entry['source']}")
     if entry.get("note"):
         lines.append(f"note: {entry['note']}")
+    if not comparable:
+        lines.append(f"n/c = not comparable: {why}")
     return "\n".join(lines)

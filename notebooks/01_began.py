@@ -781,11 +781,34 @@ del G_back, D_back, opt_D_back
 # ## 6. Evaluation
 #
 # **Inception Score** (higher is better): $\exp\big(\mathbb{E}_x\, \mathrm{KL}(p(y|x)\,\|\,p(y))\big)$
-# under an ImageNet Inception network, over 50,000 samples in 10 splits — the convention of the
-# paper's table. **FID** (lower is better): the Fréchet distance between Inception features of
-# 50,000 samples and of the CIFAR-10 training set; the real set's statistics are computed once
-# and cached on Drive. The BEGAN paper reports no FID; the nearest reference is Lucic et al.
-# (2018), whose own BEGAN variant reached 71.4 on CIFAR-10 after a large hyperparameter search.
+# under an ImageNet Inception network. **FID** (lower is better): the Fréchet distance between
+# Inception features of 50,000 samples and of the CIFAR-10 training set; the real set's
+# statistics are computed once and cached on Drive. The BEGAN paper reports no FID; the nearest
+# reference is Lucic et al. (2018), whose own BEGAN variant reached 71.4 on CIFAR-10 after a
+# large hyperparameter search: another model and another search, so context rather than a target.
+#
+# **What the paper's 5.62 was measured with, and what this notebook measures.** The paper's
+# table (unsupervised CIFAR-10) gives the score and no protocol: the samples, the splits, the code
+# and the CIFAR-10 model behind 5.62 are not described in what this course has verified. The
+# other rows of that table family (DCGAN, Improved GAN, WGAN-GP, real data 11.24) come from the
+# original Inception Score code of Salimans et al. (2016), and this notebook follows that code:
+#
+# | | the table's convention (original IS code) | here |
+# | --- | --- | --- |
+# | network | ImageNet Inception, TF graph of 2015-12-05, 1,008 classes | the same graph, torch-fidelity's port |
+# | resize to 299 | TensorFlow 1's bilinear, inside the graph | the same (torch-fidelity reproduces it) |
+# | samples, splits | 50,000 in 10 consecutive splits | `IS_SAMPLES`, `IS_SPLITS`: 50,000, 10 |
+# | pixels | 0–255 | the generator's output clamped to [−1, 1], rounded to uint8 |
+# | BEGAN's model for CIFAR-10 | not given in the paper | this notebook's settings |
+#
+# (The samples are independent draws, so their order, and a shuffle before splitting, change
+# nothing here, unlike StackGAN's caption-ordered samples.)
+#
+# So the comparison with 5.62 is like with like as far as the measurement goes, *if* the paper
+# used that code, which it does not say; the model behind 5.62 is unknown. To check the
+# measurement itself, the cell also scores the **real** CIFAR-10 training images (all 50,000,
+# 10 splits) and prints them beside the table's "Real data" 11.24: if this pipeline lands close
+# to it, it measures on the table's scale.
 #
 # **What to expect.** An untrained generator makes near-identical images, and the IS of
 # identical images is 1, its minimum. The blog this course started from (a TensorFlow BEGAN on
@@ -820,17 +843,25 @@ def sample_images(k):
 is_mean, is_std = ck.metrics.inception_score(sample_images, extractor, splits=IS_SPLITS, n=IS_SAMPLES,
                                              batch_size=EVAL_BATCH)
 real_loader = torch.utils.data.DataLoader(dataset, batch_size=EVAL_BATCH, num_workers=NUM_WORKERS)
+# The calibration: the same score of the real training images (about a minute on a T4 for 50,000).
+is_real = ck.metrics.inception_score(real_loader, extractor, splits=IS_SPLITS, batch_size=EVAL_BATCH)
 real_name = f"{DATASET}{'-standin' if SMOKE else ''}-{IMAGE_SIZE}px-train-{len(dataset)}"
 real_stats = ck.metrics.cached_stats(real_name, real_loader, extractor, run.cache, batch_size=EVAL_BATCH)
 fid_value = ck.metrics.fid(sample_images, real_stats, extractor, n_a=FID_SAMPLES, batch_size=EVAL_BATCH)
 assert np.isfinite(is_mean) and is_mean >= 1.0 and np.isfinite(fid_value) and fid_value >= 0
 print(f"after {loop.step:,} steps: IS {is_mean:.2f} ± {is_std:.2f} ({IS_SAMPLES:,} samples, {IS_SPLITS} "
-      f"splits), FID {fid_value:.1f} ({FID_SAMPLES:,} samples vs {real_name})\n")
+      f"splits), FID {fid_value:.1f} ({FID_SAMPLES:,} samples vs {real_name})")
+print(f"real training images, same network: IS {is_real[0]:.2f} ± {is_real[1]:.2f} ({len(dataset):,} images, "
+      f"{IS_SPLITS} splits; network {extractor.name})\n")
 if DATASET == "cifar10":
-    print(ck.metrics.compare_table({"BEGAN": (is_mean, is_std)}, "began_cifar10_is"))
+    print(ck.metrics.compare_table({"BEGAN": (is_mean, is_std), "Real data": is_real}, "began_cifar10_is"))
+    print("The 'Real data' row checks the measurement (same images, same network as the table's code); the "
+          "BEGAN row compares models, with the paper's protocol unverified (see the text above).")
     print()
-print(ck.metrics.compare_table({"CIFAR-10" if DATASET == "cifar10" else "CelebA": fid_value}, "began_fid_lucic",
-                               digits=1))
+print(ck.metrics.compare_table(
+    {"CIFAR-10" if DATASET == "cifar10" else "CelebA": fid_value}, "began_fid_lucic", digits=1, comparable=False,
+    why=("Lucic et al. trained their own BEGAN variant, the best of a large hyperparameter search, and measured "
+         "it with their own sample counts and real set; FID shifts with both. A point of reference, not a target.")))
 
 # %% [markdown]
 # ## 7. Play

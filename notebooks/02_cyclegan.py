@@ -73,7 +73,7 @@ LR = 2e-4                   # Adam learning rate
 BETAS = (0.5, 0.999)        # Adam β1, β2
 BATCH_SIZE = 1              # the paper trains with batch 1
 N_EPOCHS = 100              # epochs at the constant learning rate ...
-N_EPOCHS_DECAY = 100        # ... then epochs of linear decay towards 0
+N_EPOCHS_DECAY = 100        # ... then epochs of linear decay towards 0 (the pre-2020 reference rule, section 5)
 SEED = 0
 
 # How fast, not what: these change the speed, never the math (section 5).
@@ -892,7 +892,7 @@ def make_optimizers(G_xy, G_yx, D_x, D_y, lr=2e-4, betas=(0.5, 0.999), fused: bo
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int):
-    """lr factor for epoch e (0-based): 1 for n_epochs epochs, then linearly down (the authors' rule)."""
+    """lr factor for epoch e (0-based): 1 for n_epochs epochs, then linearly down (the reference's pre-2020 rule)."""
     return lambda e: 1.0 - max(0, e + 1 - n_epochs) / float(n_epochs_decay + 1)
 
 
@@ -911,10 +911,23 @@ def translate(G: nn.Module, images: torch.Tensor, device, autocast=contextlib.nu
 # Optimizers, the learning-rate schedule and the precision:
 #
 # - Adam, lr $2\cdot10^{-4}$, $\beta = (0.5, 0.999)$, batch 1;
-# - 100 epochs at that rate, then 100 epochs of linear decay. The rule is the authors' code's:
-#   epoch $e$ (counted from 0) uses $1 - \max(0, e + 1 - 100)/101$ of the rate, so the last
-#   epoch trains at $1/101$ of it rather than exactly 0. `LambdaLR` is stepped at the end of each
-#   epoch.
+# - 100 epochs at that rate, then 100 epochs of linear decay: epoch $e$ (counted from 0) uses
+#   $1 - \max(0, e + 1 - 100)/101$ of the rate, and `LambdaLR` is stepped at the end of each
+#   epoch, so the first 100 epochs train at the full rate and the last one at $1/101$ of it.
+#
+# **Which rule, and why.** The authors' code has had two versions of this schedule:
+#
+# | rule | epochs 1–99 | epoch 100 | epoch 101 | epoch 200 |
+# | --- | --- | --- | --- | --- |
+# | the paper's text | full rate | full rate | then "linearly decay to zero" | |
+# | reference code before mid-2020 (**here**) | full rate | full rate | $100/101$ | $1/101$ |
+# | reference code since mid-2020 (updates at epoch start) | full rate | $100/101$ | $99/101$ | 0 |
+#
+# This notebook follows the older code: it keeps the paper's 100 epochs at the full rate, does not
+# spend its last epoch at lr 0 (where Adam changes nothing), and it is the code of 2017, when
+# the authors released the models measured in section 6 (so presumably the rule they were
+# trained with). The two rules differ by a one-epoch shift of the decay; its effect on the FID
+# has not been measured, and is expected to be far smaller than the FID's noise on 120 images.
 
 # %%
 fast_cuda = STEP == "fast" and run.device.type == "cuda"
@@ -1034,10 +1047,201 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 # The paper judged its results with AMT perceptual studies and FCN scores; later work reports
 # the Fréchet Inception Distance on horse2zebra: translate every test horse into a zebra and
 # compare the Inception features of those 120 images with those of the 140 real test zebras
-# (lower is better). The CUT paper (Park et al. 2020) lists **77.2** for CycleGAN (the best value
-# seen during training); mmagic measured **62.1** for the authors' released model. The other
-# direction (zebra → horse, against the 120 real horses) is printed too; it has no published
-# reference.
+# (lower is better). Two published numbers exist for horse → zebra: **77.2**, the CycleGAN row of
+# the CUT paper (Park et al. 2020), and **62.1**, mmagic's measurement of the authors' released
+# model (trained with the identity loss). For zebra → horse (against the 120 real horses) mmagic
+# lists **138.6** for the authors' released model (141.2 for a run of its own).
+#
+# **How the published numbers were measured, and what this notebook does.**
+#
+# | step | published (CUT's protocol) | here |
+# | --- | --- | --- |
+# | test images | resized to 256 (bicubic), no crop or flip | the same (`test_transform`) |
+# | fakes to files | PNG; uint8 by truncation, `((x+1)/2·255).astype(uint8)` | the same truncation (`as_png`) |
+# | network | pytorch-fid: the 2015 TF FID Inception | the same graph, torch-fidelity's port |
+# | resize to 299 | PyTorch bilinear on floats | the same, then rounded to uint8 (≤ ½ level) |
+# | pixel scaling | $2u/255 - 1$ | $(u - 128)/128$, the TF graph's own: 0.4 % apart, not matched |
+# | real side | the 140 testB JPEGs (120 testA the other way) | the same files, decoded by PIL |
+#
+# mmagic measures with its own evaluation code, whose details were not checked here.
+#
+# **First, the measurement itself.** Before trusting a number from your own run, measure the
+# authors' released generators with exactly the same code: if the pipeline gives about 62 and
+# 139 on their models, it measures what the published tables measure. The generators are
+# published at `http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/NAME.pth` as state
+# dicts of the reference implementation's `ResnetGenerator`: the same tensors, in the same order,
+# as `ResnetGenerator` here, whose residual blocks name their layers `block` where the reference
+# says `conv_block`. Files written by old PyTorch versions also hold `running_mean`,
+# `running_var` and `num_batches_tracked` for every instance norm, which has none here (and none
+# in the reference, whose loader drops them); `load_reference_generator` drops them too and
+# refuses any other difference with a message that names it.
+#
+# Which released generators fit which data set of `UNPAIRED_SETS` (the direction matters: X is
+# `trainA`). The directions below follow the model and folder names (`maps`: A = aerial photos;
+# the painting sets: A = paintings) and were not checked against the files. `facades` has
+# released generators (`facades_photo2label`, `facades_label2photo`), but which of its folders
+# holds the photos was not checked, so they are left out; `ae_photos` has none.
+
+# %% tags=["lib"]
+import io
+from collections.abc import Mapping
+
+PRETRAINED_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
+PRETRAINED = {              # data set: (released generator X → Y, released generator Y → X); None: not released
+    "horse2zebra": ("horse2zebra", "zebra2horse"),
+    "apple2orange": ("apple2orange", "orange2apple"),
+    "summer2winter_yosemite": ("summer2winter_yosemite", "winter2summer_yosemite"),
+    "monet2photo": ("monet2photo", "style_monet"),
+    "cezanne2photo": (None, "style_cezanne"),
+    "ukiyoe2photo": (None, "style_ukiyoe"),
+    "vangogh2photo": (None, "style_vangogh"),
+    "maps": ("sat2map", "map2sat"),
+    "iphone2dslr_flower": ("iphone2dslr_flower", None),
+}
+INSTANCE_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+class PretrainedMismatch(ValueError):
+    """A released generator file that does not fit: the message says what differs."""
+
+
+def reference_name(name: str) -> str:
+    """This notebook's name of a parameter → the reference ResnetGenerator's (`block` → `conv_block`)."""
+    return name.replace(".block.", ".conv_block.")
+
+
+def _describe_file(state: Mapping) -> str:
+    """ngf and block count of a reference-layout state dict, for error messages."""
+    first = state.get("model.1.weight")
+    ngf = f"ngf={first.shape[0]}" if isinstance(first, torch.Tensor) and first.dim() == 4 else "ngf unknown"
+    blocks = {k.split(".")[1] for k in state if ".conv_block." in k}
+    return f"{ngf}, {len(blocks)} residual blocks" if blocks else f"{ngf}, no reference residual blocks"
+
+
+def load_reference_generator(G: nn.Module, source, what: str = "the file") -> nn.Module:
+    """Load a released generator (a reference-layout state dict: a file path, bytes or a dict) into G."""
+    if not isinstance(source, Mapping):
+        raw = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        try:
+            source = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise PretrainedMismatch(
+                f"{what} ({len(raw):,} bytes) cannot be read as a PyTorch file ({type(exc).__name__}: {exc}). "
+                "A truncated download or a Drive copy that had not finished syncing looks like this: delete "
+                "the file (and its copy in the cache folder) and run the cell again.") from exc
+    if not isinstance(source, Mapping):
+        raise PretrainedMismatch(f"{what} holds a {type(source).__name__}, not a state dict "
+                                 "(a mapping of parameter names to tensors).")
+    not_tensors = [k for k, v in source.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise PretrainedMismatch(f"{what} is a mapping, but not of tensors: {not_tensors[:4]} hold "
+                                 f"{type(source[not_tensors[0]]).__name__} values. A training checkpoint "
+                                 "(networks, optimizers) is not a released generator.")
+    norms = {reference_name(n + "."): m for n, m in G.named_modules() if isinstance(m, nn.InstanceNorm2d)}
+    expected = {reference_name(k): (k, v) for k, v in G.state_dict().items()}
+    state, dropped, unexpected = {}, 0, []
+    for key, value in source.items():
+        prefix, _, last = key.rpartition(".")
+        if last in INSTANCE_NORM_STATS and prefix + "." in norms and key not in expected:
+            dropped += 1        # instance-norm statistics that old PyTorch saved: unused, as in the reference
+        elif key in expected:
+            state[expected[key][0]] = value
+        else:
+            unexpected.append(key)
+    missing = [k for k in expected if k not in source]
+    shapes = [f"{k}: file {tuple(source[k].shape)}, here {tuple(v.shape)}"
+              for k, (_, v) in expected.items() if k in source and source[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        problems = []
+        if shapes:
+            problems.append(f"{len(shapes)} tensors have other shapes ({'; '.join(shapes[:3])})")
+        if missing:
+            problems.append(f"{len(missing)} tensors are missing ({', '.join(missing[:4])})")
+        if unexpected:
+            hint = (" (names with `.block.`: this notebook's own layout, not the reference's)"
+                    if any(".block." in k for k in unexpected) else "")
+            problems.append(f"{len(unexpected)} tensors are not in a ResnetGenerator ({', '.join(unexpected[:4])})"
+                            + hint)
+        n_blocks = sum(isinstance(m, ResnetBlock) for m in G.modules())
+        ngf = G.model[1].out_channels
+        raise PretrainedMismatch(
+            f"{what} does not fit this generator (ngf={ngf}, {n_blocks} residual blocks; the file: "
+            f"{_describe_file(source)}): " + "; ".join(problems) + ". The released CycleGAN generators are "
+            "ngf=64 with 9 blocks (256×256 images).")
+    G.load_state_dict(state, strict=True)
+    G.dropped_instance_norm_stats = dropped
+    return G
+
+
+# %% [markdown]
+# Download the authors' generators for this data set (cached on Drive like the data, so later
+# sessions copy them from there), load them into copies of `G_xy` and `G_yx`, and check them on a
+# test image. In smoke mode there is no network: a small generator written in the reference's
+# layout, once with the old instance-norm entries, is served from a server on this machine
+# (127.0.0.1), and the loaded copy must give exactly that generator's output.
+#
+# These networks are loaded independently of your training: you can look at them (section 7)
+# or measure them at any point of your run. Press Interrupt, run the cells of sections 6 and 7,
+# then run the training cell again: it continues where it stopped.
+
+# %%
+import contextlib
+
+pretrained_names = dict(zip(("xy", "yx"), PRETRAINED.get(DATASET, (None, None))))
+released_size = (NGF, N_BLOCKS) if SMOKE else (64, 9)     # the released files are ngf 64, 9 blocks
+pretrained_dir = run.data_dir / ("standin" if SMOKE else "") / "pretrained"
+pretrained_cache = Path(run.cache) / "standin" if SMOKE else run.cache
+official = {}                      # "xy" / "yx" → the authors' generator, in eval mode
+with contextlib.ExitStack() as stack:
+    url = PRETRAINED_URL
+    if SMOKE:
+        payloads, standins = {}, {}
+        with torch.random.fork_rng(devices=[]):     # the training RNG stays as it was
+            for i, (d, name) in enumerate((d, n) for d, n in pretrained_names.items() if n):
+                torch.manual_seed(SEED + 100 + i)
+                standins[d] = init_weights(ResnetGenerator(*released_size)).eval()
+                sd = {reference_name(k): v for k, v in standins[d].state_dict().items()}
+                if i == 1:   # the format of files saved by old PyTorch versions
+                    for m_name, m in standins[d].named_modules():
+                        if isinstance(m, nn.InstanceNorm2d):
+                            p = reference_name(m_name + ".")
+                            sd[p + "running_mean"], sd[p + "running_var"] = torch.zeros(m.num_features), \
+                                torch.ones(m.num_features)
+                            sd[p + "num_batches_tracked"] = torch.tensor(0)
+                buf = io.BytesIO()
+                torch.save(sd, buf)
+                payloads[f"{name}.pth"] = buf.getvalue()
+        url = stack.enter_context(ck.loopback.serve(payloads)) + "/{name}.pth"
+    for d, name in pretrained_names.items():
+        if name is None:
+            continue
+        try:
+            path = ck.data.fetch(url.format(name=name), f"{name}.pth", cache_dir=pretrained_cache,
+                                 dest_dir=pretrained_dir)
+            G_ref = load_reference_generator(ResnetGenerator(*released_size), path, what=f"{name}.pth")
+        except (ck.data.DataError, PretrainedMismatch) as exc:
+            if SMOKE:
+                raise
+            # The calibration is an extra: a dead server must not stop the evaluation of your own run.
+            print(f"The authors' {name}.pth is unavailable, so it is left out ({exc})")
+            continue
+        official[d] = G_ref.to(run.device).eval()
+        print(f"{name}.pth → copy of G_{d} ({count_params(G_ref):,} parameters; "
+              f"{G_ref.dropped_instance_norm_stats} old instance-norm entries dropped)")
+if not official:
+    print(f"The authors released no generator known to fit {DATASET}: section 6 measures only your run.")
+if SMOKE:
+    probe = xs[:2].cpu()
+    for d, G_ref in official.items():
+        with torch.no_grad():
+            assert torch.equal(G_ref.cpu()(probe), standins[d](probe)), d
+        G_ref.to(run.device)
+    assert sum(G.dropped_instance_norm_stats for G in official.values()) > 0
+
+# %% [markdown]
+# Now the measurement, on the authors' generators and on yours. The real test sets' statistics
+# are computed once and cached on Drive. The generated images are quantised as the reference
+# writes its PNGs (truncation) before they reach Inception.
 #
 # **Why these numbers are noisy.** FID estimates a mean and a 2048 × 2048 covariance from only
 # 120 or 140 images, so it is biased upwards and moves by several points between checkpoints
@@ -1049,45 +1253,77 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 # cell only proves the code path.
 
 # %%
+def as_png(images: torch.Tensor) -> torch.Tensor:
+    """Generated images as the reference code saves them: uint8 by truncation (see the table above)."""
+    return ck.metrics.to_uint8(images, rounding="truncate")
+
+
 test_x = load_images(files["testA"], CROP_SIZE)
 test_y = load_images(files["testB"], CROP_SIZE)
 extractor = (ck.metrics.tiny_extractor() if SMOKE
-             else ck.metrics.inception_extractor(cache_dir=run.cache, device=run.device))
-G_xy.eval()
-G_yx.eval()
-fake_y = translate(G_xy, test_x, run.device, run.precision.autocast)   # X → Y
-fake_x = translate(G_yx, test_y, run.device, run.precision.autocast)   # Y → X
-assert fake_y.shape == test_x.shape and fake_x.shape == test_y.shape
+             else ck.metrics.inception_extractor(cache_dir=run.cache, device=run.device, resize="pytorch-fid"))
 tag = "standin-" if SMOKE else ""
 stats_y = ck.metrics.cached_stats(f"cyclegan-{tag}{DATASET}-testB-{CROP_SIZE}", test_y, extractor,
                                   run.cache, device=run.device)
 stats_x = ck.metrics.cached_stats(f"cyclegan-{tag}{DATASET}-testA-{CROP_SIZE}", test_x, extractor,
                                   run.cache, device=run.device)
-fid_xy = ck.metrics.fid(fake_y, stats_y, extractor, device=run.device)
-fid_yx = ck.metrics.fid(fake_x, stats_x, extractor, device=run.device)
+
+
+def fid_of(G: nn.Module, source: torch.Tensor, real_stats, autocast=contextlib.nullcontext) -> float:
+    mode = G.training
+    G.eval()
+    fake = translate(G, source, run.device, autocast)
+    G.train(mode)
+    assert fake.shape == source.shape
+    value = ck.metrics.fid(as_png(fake), real_stats, extractor, device=run.device)
+    assert value == value and value >= 0
+    return value
+
+
+# The authors' generators in float32, as they were evaluated; yours in the precision it trains in.
+fid_official = {"xy": fid_of(official["xy"], test_x, stats_y) if "xy" in official else None,
+                "yx": fid_of(official["yx"], test_y, stats_x) if "yx" in official else None}
+fid_xy = fid_of(G_xy, test_x, stats_y, run.precision.autocast)   # X → Y
+fid_yx = fid_of(G_yx, test_y, stats_x, run.precision.autocast)   # Y → X
 halves = torch.randperm(len(test_y), generator=torch.Generator().manual_seed(0))
 half = len(test_y) // 2
 fid_floor = ck.metrics.fid(test_y[halves[:half]], test_y[halves[half:2 * half]], extractor, device=run.device)
-assert all(map(lambda v: v == v and v >= 0, (fid_xy, fid_yx, fid_floor)))
+assert fid_floor == fid_floor and fid_floor >= 0
 
 a, b = DATASET.split("2") if "2" in DATASET else ("X", "Y")
+yours = f"your run, after {loop.epoch} of {N_EPOCHS + N_EPOCHS_DECAY} epochs"
+official_row = "CycleGAN official model (mmagic)"
 if DATASET == "horse2zebra":
-    print(ck.metrics.compare_table({"this notebook": fid_xy}, "cyclegan_horse2zebra_fid", digits=1))
+    for direction, key, mine in (("xy", "cyclegan_horse2zebra_fid", fid_xy),
+                                 ("yx", "cyclegan_zebra2horse_fid", fid_yx)):
+        measured = {yours: mine} if fid_official[direction] is None else {official_row: fid_official[direction],
+                                                                           yours: mine}
+        print(ck.metrics.compare_table(measured, key, digits=1))
+        print()
+    print("The official model's row is the calibration: the same released generator, measured here and by mmagic. "
+          "Its difference is the pipeline's, not a model's.")
 else:
-    print(f"{a} → {b} FID: {fid_xy:.1f} (the published 77.2 / 62.1 are for horse2zebra)")
-print(f"{b} → {a} FID: {fid_yx:.1f} (no published reference)")
+    for direction, (src, dst), mine in (("xy", (a, b), fid_xy), ("yx", (b, a), fid_yx)):
+        ref = fid_official[direction]
+        ref_text = f"; the authors' released {pretrained_names[direction]}: {ref:.1f}" if ref is not None else ""
+        print(f"{src} → {dst} FID: yours {mine:.1f}{ref_text} (no published FID for {DATASET} in the course's notes)")
 print(f"noise floor, two halves of the real test set {half} vs {half} images: {fid_floor:.1f}")
+print(f"extractor: {extractor.name}; generated images quantised by truncation, as the reference's PNGs")
 if SMOKE:
-    print("(smoke mode: tiny random extractor, stand-in images: these numbers mean nothing)")
-G_xy.train()
-G_yx.train()
+    print("(smoke mode: tiny random extractor, stand-in images and stand-in 'released' generators: "
+          "these numbers mean nothing)")
 
 # %% [markdown]
 # ## 7. Play
 # Upload a photo, or pick a test image. Since the notebook cannot know which domain a photo
-# belongs to, it shows both: the top row treats it as $x$ ($x \to G(x) \to F(G(x))$), the bottom
+# belongs to, it shows both: the first row treats it as $x$ ($x \to G(x) \to F(G(x))$), the second
 # row as $y$ ($y \to F(y) \to G(F(y))$). A good model changes a horse into a zebra and back, and
 # leaves a photo it cannot place almost untouched (the identity loss at work).
+#
+# Below your networks, the same image through the authors' released generators (section 6), where
+# they exist for this data set: what 200 epochs of the paper's training reach. Your networks are
+# shown as they are now, so this works at any point of training (Interrupt, run this cell, run
+# the training cell again).
 
 # %%
 import io
@@ -1103,29 +1339,37 @@ upload = widgets.FileUpload(accept="image/*", multiple=False, description="uploa
 shown = widgets.Output()
 
 
-def both_ways(image) -> torch.Tensor:
-    """2×3 images: x, G(x), F(G(x)) and the same image as y: y, F(y), G(F(y))."""
+def both_ways(image, g_xy: nn.Module | None, g_yx: nn.Module | None, autocast) -> list:
+    """Rows of (title, image or None): x, G(x), F(G(x)) and the same image as y: y, F(y), G(F(y))."""
     v = to_input(image.convert("RGB")).unsqueeze(0)
-    ac = run.precision.autocast
-    g = translate(G_xy, v, run.device, ac)
-    f = translate(G_yx, v, run.device, ac)
-    return torch.cat([v, g, translate(G_yx, g, run.device, ac), v, f, translate(G_xy, f, run.device, ac)])
+    rows = []
+    for name_in, first, second, t1, t2 in (("x", g_xy, g_yx, "G", "F"), ("y", g_yx, g_xy, "F", "G")):
+        if first is None:
+            continue
+        once = translate(first, v, run.device, autocast)
+        back = translate(second, once, run.device, autocast) if second is not None else None
+        rows.append([(f"as {name_in}", v), (f"{t1}({name_in})", once), (f"{t2}({t1}({name_in}))", back)])
+    return rows
 
 
-def show(image) -> torch.Tensor:
-    grid = both_ways(image)
+def show(image) -> list:
+    rows = [[(f"yours, {t}", im) for t, im in row]
+            for row in both_ways(image, G_xy, G_yx, run.precision.autocast)]
+    rows += [[(f"authors', {t}", im) for t, im in row]
+             for row in both_ways(image, official.get("xy"), official.get("yx"), contextlib.nullcontext)]
     shown.clear_output(wait=True)
     with shown:
-        fig, axes = plt.subplots(2, 3, figsize=(7.5, 5))
-        titles = ["as x", "G(x)", "F(G(x))", "as y", "F(y)", "G(F(y))"]
-        for ax, im, t in zip(axes.flat, grid, titles):
-            ax.imshow(im.permute(1, 2, 0).clamp(-1, 1).add(1).div(2).numpy())
-            ax.set_title(t)
-            ax.axis("off")
+        fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.6 * len(rows)), squeeze=False)
+        for ax_row, row in zip(axes, rows):
+            for ax, (t, im) in zip(ax_row, row):
+                if im is not None:
+                    ax.imshow(im[0].permute(1, 2, 0).clamp(-1, 1).add(1).div(2).numpy())
+                    ax.set_title(t, fontsize=9)
+                ax.axis("off")
         plt.tight_layout()
         ck.show(fig)
     plt.close("all")
-    return grid
+    return rows
 
 
 def on_pick(change):
@@ -1143,4 +1387,6 @@ picker.observe(on_pick, names="value")
 upload.observe(on_upload, names="value")
 display(widgets.VBox([widgets.HBox([picker, upload]), shown]))
 played = show(load_rgb(files["testA"][0]))
-assert played.shape == (6, 3, CROP_SIZE, CROP_SIZE) and torch.isfinite(played).all()
+assert len(played) == 2 + sum(d in official for d in ("xy", "yx"))
+assert all(im.shape == (1, 3, CROP_SIZE, CROP_SIZE) and torch.isfinite(im).all()
+           for row in played for _, im in row if im is not None)

@@ -13,6 +13,7 @@
 """
 
 import copy
+import io
 import random
 import re
 import subprocess
@@ -353,3 +354,132 @@ def test_notebook_trains_the_same_with_the_graphed_step_and_resumes(tmp_path):
         assert got["step"] == ref["step"] == TOTAL
         assert assert_same(ref["state"], got["state"]) > 50
         assert_same(ref["rng"], got["rng"])
+
+
+# --- the authors' released generators ------------------------------------------------------------
+
+def _reference_keys(n_blocks):
+    """The reference ResnetGenerator's state-dict keys, written out from its layer list: pad, conv (1), norm,
+    relu, two down convs (4, 7), the blocks (10 ...), each pad, conv (1), norm, relu, pad, conv (5), norm;
+    two transposed convs, a pad, the last conv, tanh."""
+    convs = ["model.1", "model.4", "model.7"]
+    convs += [f"model.{10 + i}.conv_block.{j}" for i in range(n_blocks) for j in (1, 5)]
+    up = 10 + n_blocks
+    convs += [f"model.{up}", f"model.{up + 3}", f"model.{up + 7}"]
+    return [f"{c}.{p}" for c in convs for p in ("weight", "bias")]
+
+
+def _reference_state(G, old_norm_stats=False):
+    """G's weights as the authors' files hold them; optionally with old PyTorch's instance-norm entries."""
+    sd = {}
+    for name, m in G.named_modules():
+        ref = name.replace(".block.", ".conv_block.")
+        for pname, t in m.named_parameters(recurse=False):
+            sd[f"{ref}.{pname}"] = t.detach().clone()
+        if old_norm_stats and isinstance(m, torch.nn.InstanceNorm2d):
+            sd[f"{ref}.running_mean"] = torch.zeros(m.num_features)
+            sd[f"{ref}.running_var"] = torch.ones(m.num_features)
+            sd[f"{ref}.num_batches_tracked"] = torch.tensor(0)
+    return sd
+
+
+def _save(obj, path):
+    torch.save(obj, path)
+    return path
+
+
+def test_the_reference_layout_is_this_generators_tensors_in_the_same_order(nb):
+    with torch.device("meta"):
+        G = nb.ResnetGenerator(64, 9)
+    ours = list(G.state_dict())
+    assert [nb.reference_name(k) for k in ours] == _reference_keys(9)
+    shapes = {nb.reference_name(k): tuple(v.shape) for k, v in G.state_dict().items()}
+    assert shapes["model.1.weight"] == (64, 3, 7, 7)
+    assert shapes["model.10.conv_block.5.weight"] == (256, 256, 3, 3)
+    assert shapes["model.19.weight"] == (256, 128, 3, 3)      # transposed conv: (in, out, k, k)
+    assert shapes["model.26.weight"] == (3, 64, 7, 7)
+
+
+@pytest.mark.parametrize("old_norm_stats", [False, True])
+def test_a_released_generator_loads_and_gives_the_same_output(nb, tmp_path, old_norm_stats):
+    torch.manual_seed(1)
+    src = nb.init_weights(nb.ResnetGenerator(8, 2)).eval()
+    state = _reference_state(src, old_norm_stats)
+    assert list(state)[:3] == (["model.1.weight", "model.1.bias", "model.2.running_mean"] if old_norm_stats
+                               else ["model.1.weight", "model.1.bias", "model.4.weight"])
+    path = tmp_path / "horse2zebra.pth"
+    # Files of that age are also in PyTorch's old (pre-1.6, not zip) format; weights_only reads both.
+    torch.save(state, path, _use_new_zipfile_serialization=not old_norm_stats)
+    assert path.read_bytes()[:2] == (b"\x80\x02" if old_norm_stats else b"PK")
+    torch.manual_seed(2)
+    G = nb.load_reference_generator(nb.init_weights(nb.ResnetGenerator(8, 2)), path).eval()
+    n_norms = 1 + 2 + 2 * 2 + 2             # first conv, two down, two per block, two up
+    assert G.dropped_instance_norm_stats == (3 * n_norms if old_norm_stats else 0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(G(x), src(x))
+    # Bytes and an in-memory dict work the same way.
+    G2 = nb.load_reference_generator(nb.ResnetGenerator(8, 2), path.read_bytes()).eval()
+    G3 = nb.load_reference_generator(nb.ResnetGenerator(8, 2), state).eval()
+    with torch.no_grad():
+        assert torch.equal(G2(x), src(x)) and torch.equal(G3(x), src(x))
+
+
+def test_a_wrong_file_says_what_differs(nb, tmp_path):
+    torch.manual_seed(0)
+    src = nb.init_weights(nb.ResnetGenerator(8, 2))
+    good = _reference_state(src)
+    fresh = lambda: nb.ResnetGenerator(8, 2)
+
+    def error(source):
+        with pytest.raises(nb.PretrainedMismatch) as info:
+            nb.load_reference_generator(fresh(), source, what="x.pth")
+        return str(info.value)
+
+    msg = error(_save(_reference_state(nb.ResnetGenerator(4, 2)), tmp_path / "narrow.pth"))
+    assert "other shapes" in msg and "model.1.weight: file (4, 3, 7, 7), here (8, 3, 7, 7)" in msg
+    assert "ngf=8, 2 residual blocks" in msg and "the file: ngf=4, 2 residual blocks" in msg
+
+    missing = {k: v for k, v in good.items() if k != "model.19.bias"}   # the last conv (2 blocks)
+    msg = error(_save(missing, tmp_path / "missing.pth"))
+    assert "1 tensors are missing (model.19.bias)" in msg
+
+    msg = error(_save(_reference_state(nb.ResnetGenerator(8, 3)), tmp_path / "deeper.pth"))
+    assert "not in a ResnetGenerator" in msg and "3 residual blocks" in msg
+
+    msg = error(_save(src.state_dict(), tmp_path / "ours.pth"))     # this notebook's own names
+    assert "model.10.block.1.weight" in msg and "this notebook's own layout" in msg
+
+    msg = error(_save([1, 2, 3], tmp_path / "list.pth"))
+    assert "holds a list, not a state dict" in msg
+    msg = error(_save({"G_xy": good, "step": 3}, tmp_path / "checkpoint.pth"))
+    assert "not of tensors" in msg and "G_xy" in msg
+
+    raw = _save(good, tmp_path / "whole.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(raw[: len(raw) // 2])
+    msg = error(tmp_path / "cut.pth")
+    assert "cannot be read as a PyTorch file" in msg and "truncated" in msg and "x.pth" in msg
+
+
+def test_a_released_generator_comes_through_fetch_and_the_cache(nb, tmp_path, monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    torch.manual_seed(3)
+    src = nb.init_weights(nb.ResnetGenerator(8, 2)).eval()
+    buf = io.BytesIO()
+    torch.save(_reference_state(src, old_norm_stats=True), buf)
+    with ck.loopback.serve({"zebra2horse.pth": buf.getvalue()}) as base:
+        url = nb.PRETRAINED_URL.replace("http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models", base)
+        path = ck.data.fetch(url.format(name="zebra2horse"), "zebra2horse.pth", cache_dir=tmp_path / "drive",
+                             dest_dir=tmp_path / "vm1", progress=False)
+        with pytest.raises(ck.data.HTTPStatusError, match="404"):
+            ck.data.fetch(url.format(name="nothing"), "nothing.pth", dest_dir=tmp_path / "vm1", progress=False)
+    G = nb.load_reference_generator(nb.ResnetGenerator(8, 2), path).eval()
+    # The next session: the server is gone, the copy on Drive serves.
+    again = ck.data.fetch(url.format(name="zebra2horse"), "zebra2horse.pth", cache_dir=tmp_path / "drive",
+                          dest_dir=tmp_path / "vm2", progress=False)
+    G2 = nb.load_reference_generator(nb.ResnetGenerator(8, 2), again).eval()
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(G(x), src(x)) and torch.equal(G2(x), src(x))
+    assert nb.PRETRAINED["horse2zebra"] == ("horse2zebra", "zebra2horse")

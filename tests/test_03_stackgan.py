@@ -21,6 +21,7 @@ from resume_util import (
     run_to_end,
 )
 
+import colabkit as ck
 from colabkit import nbcells
 
 NOTEBOOK = REPO / "notebooks" / "03_stackgan.py"
@@ -49,6 +50,45 @@ def test_conditioning_augmentation_samples_mu_plus_sigma_eps(nb):
     c_hat, mu, logvar = ca(phi, eps)
     assert torch.allclose(c_hat, mu + (0.5 * logvar).exp() * eps)
     assert torch.equal(ca(phi, torch.zeros(4, 8))[0], mu)
+
+
+class _SpeciesExtractor:
+    """A stand-in classifier that reads the species from pixel [0, 0, 0] and is certain of it."""
+
+    name = "species-test"
+
+    def __init__(self, n_species):
+        self.n = n_species
+
+    def __call__(self, x):
+        species = torch.round((x[:, 0, 0, 0].double() + 1) / 2 * (self.n - 1)).long()
+        logits = torch.nn.functional.one_hot(species, self.n).double() * 50.0
+        return {"logits": logits, "pool": logits}
+
+
+def test_inception_score_is_shuffled_before_the_splits_as_the_authors_do(nb):
+    # Generated caption by caption through a test set ordered by species: 50 species, 20 samples each.
+    # Consecutive splits of 100 would each see 5 species, and the score would be about 5 for perfect images.
+    n_species, per = 50, 20
+    species = torch.arange(n_species).repeat_interleave(per)
+    pos = [0]
+
+    def sample(k):
+        s = species[pos[0]:pos[0] + k].double()
+        pos[0] += k
+        x = torch.zeros(len(s), 3, 2, 2, dtype=torch.float64)
+        x[:, 0, 0, 0] = s / (n_species - 1) * 2 - 1
+        return x
+
+    ext = _SpeciesExtractor(n_species)
+    grouped, _ = ck.metrics.inception_score(sample, ext, splits=10, n=len(species), batch_size=50, progress=False)
+    assert grouped == pytest.approx(5.0, rel=1e-6)
+    pos[0] = 0
+    mean, std = nb.inception_score_as_the_authors(sample, ext, len(species), splits=10, seed=0)
+    # A split of 100 samples drawn from 50 equally common species holds about 43 of them.
+    assert mean > 30.0 and std > 0
+    pos[0] = 0
+    assert nb.inception_score_as_the_authors(sample, ext, len(species), splits=10, seed=0) == (mean, std)
 
 
 def test_bird_crop_is_a_square_of_one_and_a_half_box_sides_clipped_to_the_image(nb):

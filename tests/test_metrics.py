@@ -111,6 +111,42 @@ def test_to_uint8_maps_minus_one_to_one_onto_0_255():
     assert M.to_uint8(u) is u
 
 
+def test_to_uint8_truncate_is_the_reference_png_writers_rounding():
+    # The CycleGAN reference writes images as ((x + 1) / 2 * 255).astype(np.uint8) on float32 arrays.
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.0, 1 - 1e-6])
+    ref = ((x.numpy().astype(np.float32) + 1) / 2.0 * 255.0).astype(np.uint8)
+    got = M.to_uint8(x, rounding="truncate")
+    assert got.dtype == torch.uint8 and np.array_equal(got.numpy(), ref)
+    nearest = M.to_uint8(x)
+    diff = nearest.int() - got.int()
+    assert set(diff.unique().tolist()) == {0, 1}          # truncation is never above rounding ...
+    assert 0.4 < diff.float().mean().item() < 0.6         # ... and half a level lower on average
+    with pytest.raises(ValueError, match="rounding"):
+        M.to_uint8(x, rounding="floor")
+
+
+def test_shuffle_seed_breaks_up_class_sorted_order():
+    # 10 classes, samples sorted by class (like captions of a test set sorted by species): consecutive
+    # splits each hold one class, and the score collapses to 1 however good the images are.
+    k, per_class = 10, 50
+    labels = np.repeat(np.arange(k), per_class)
+    logits = torch.full((k * per_class, k), -1e9)
+    logits[torch.arange(len(labels)), torch.from_numpy(labels)] = 0.0
+    grouped, _ = M.inception_score_from_logits(logits, splits=10)
+    assert grouped == pytest.approx(1.0, abs=1e-9)
+    shuffled, std = M.inception_score_from_logits(logits, splits=10, shuffle_seed=0)
+    assert shuffled > 8.0 and std > 0          # close to the k = 10 of a split holding every class
+    assert M.inception_score_from_logits(logits, splits=10, shuffle_seed=0) == (shuffled, std)
+    perm = torch.randperm(len(logits), generator=torch.Generator().manual_seed(0))
+    assert M.inception_score_from_logits(logits[perm], splits=10) == (shuffled, std)
+    # Through inception_score as well: the extractor sees the samples in order, the splits do not.
+    ext = LabelExtractor(k)
+    mean, _ = M.inception_score(labelled_images(labels, k), ext, splits=10, progress=False, shuffle_seed=3)
+    assert mean > 8.0
+    assert M.inception_score(labelled_images(labels, k), ext, splits=10, progress=False)[0] < 1.0 + 1e-6
+
+
 def test_is_matches_independent_numpy_computation():
     ext = LinearExtractor()
     x = images(230)
@@ -565,6 +601,30 @@ def test_inception_extractor_loads_the_weights_from_cache_dir(tmp_path, monkeypa
     torch.testing.assert_close(ext.net.fc.weight, saved["fc.weight"].float())
 
 
+def test_inception_extractor_resize_like_pytorch_fid(tmp_path, monkeypatch, random_inception_weights):
+    pytest.importorskip("torch_fidelity")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    place(random_inception_weights, cache / M.INCEPTION_WEIGHTS_FILE)
+    monkeypatch.setattr(M, "_fetch", fake_fetch_from_cache([]))
+    tf1 = M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "a", progress=False)
+    pf = M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "b", progress=False, resize="pytorch-fid")
+    assert tf1.name != pf.name    # cached statistics of the two never mix
+    x = images(2, hw=40).float()
+    u8 = M.to_uint8(x)
+    # pytorch-fid's resize: PyTorch's bilinear, align_corners=False, of the pixel values.
+    resized = torch.nn.functional.interpolate(u8.float(), size=(299, 299), mode="bilinear", align_corners=False)
+    want_logits, want_pool = tf1.net(resized.round().to(torch.uint8))   # at 299 the TF1 resize is the identity
+    got = pf(x)
+    torch.testing.assert_close(got["pool"], want_pool)
+    torch.testing.assert_close(got["logits"], want_logits)
+    assert not torch.allclose(tf1(x)["pool"], got["pool"], rtol=1e-3, atol=0)   # the two resizes differ
+    x299 = images(1, hw=299).float()
+    torch.testing.assert_close(pf(x299)["pool"], tf1(x299)["pool"])
+    with pytest.raises(ValueError, match="resize"):
+        M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "c", resize="antialias")
+
+
 def test_inception_extractor_explains_a_truncated_file(tmp_path, monkeypatch, random_inception_weights):
     pytest.importorskip("torch_fidelity")
     cache = tmp_path / "cache"
@@ -606,6 +666,8 @@ def test_paper_numbers_hold_the_published_figures():
     assert P["began_cifar10_is"]["values"] == {
         "BEGAN": 5.62, "ALI": 5.34, "DCGAN": 6.16, "Improved GAN": 6.86, "WGAN-GP": 7.86, "Real data": 11.24}
     assert set(P["cyclegan_horse2zebra_fid"]["values"].values()) == {77.2, 62.1}
+    assert set(P["cyclegan_zebra2horse_fid"]["values"].values()) == {138.6, 141.2}
+    assert "best" not in P["cyclegan_horse2zebra_fid"]["note"]   # a third-party claim, not CUT's
     assert P["stackgan_is"]["values"] == {"CUB": 3.70, "Oxford-102": 3.20, "COCO": 8.45}
     assert sorted(P["stackgan_fid"]["values"].values()) == [16.09, 23.98, 55.28, 74.05]
     for entry in P.values():
@@ -625,3 +687,14 @@ def test_compare_table_puts_ours_next_to_the_paper():
     assert "lower is better" in M.compare_table({}, "cyclegan_horse2zebra_fid")
     with pytest.raises(KeyError, match="began_cifar10_is"):
         M.compare_table({}, "no-such-paper")
+
+
+def test_compare_table_prints_no_difference_across_scales():
+    why = "the paper's Inception was fine-tuned on CUB; ours is ImageNet's"
+    table = M.compare_table({"CUB": (2.9, 0.03), "real test crops": 4.1}, "stackgan_is", comparable=False, why=why)
+    cub = next(line for line in table.splitlines() if line.startswith("CUB"))
+    assert cub.split()[-1] == "n/c" and "3.70" in cub and "2.90" in cub
+    assert "-0.80" not in table and "+" not in cub
+    assert table.splitlines()[-1] == f"n/c = not comparable: {why}"
+    with pytest.raises(ValueError, match="why"):
+        M.compare_table({"CUB": 2.9}, "stackgan_is", comparable=False)
