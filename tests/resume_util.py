@@ -31,9 +31,13 @@ def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600) -> st
 
 def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: int, done_marker: str,
                    min_delay: float, max_delay: float, sig=signal.SIGKILL, max_attempts: int = 40,
-                   wait_for: str | None = None) -> dict:
+                   wait_for: str | None = None, progress_folder: Path | None = None) -> dict:
     """Start `cmd`; `kills` times, send `sig` after a random delay (measured from when the output shows
-    `wait_for`, if given), then start it again; finally let it run to the end. Returns counts and logs."""
+    `wait_for`, if given), then start it again; finally let it run to the end. Returns counts and logs.
+
+    With `progress_folder`, the delay is measured from when that folder holds a complete checkpoint
+    newer than the one the attempt started from: on a loaded machine a fixed delay after start can
+    end every attempt before its first save, and the run never gets anywhere."""
     rng = random.Random(seed)
     logs, killed, attempts = [], 0, 0
     while True:
@@ -43,7 +47,13 @@ def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: in
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
         if killed < kills:
+            start_step = newest_complete_step(progress_folder) if progress_folder else None
             out = _read_until(proc, wait_for, timeout=300) if wait_for else ""
+            if progress_folder:
+                t0 = time.monotonic()
+                while (newest_complete_step(progress_folder) or -1) <= (start_step or -1) \
+                        and proc.poll() is None and time.monotonic() - t0 < 300:
+                    time.sleep(0.01)
             time.sleep(rng.uniform(min_delay, max_delay))
             if proc.poll() is None:
                 proc.send_signal(sig)
@@ -65,6 +75,8 @@ def newest_complete_step(folder: Path) -> int | None:
     """The newest checkpoint a restart can resume from. colabkit writes the checksum file first and
     then the payload (atomically, under a temporary name): a checksum alone may be an orphan left by
     a kill in between, so a checkpoint counts only when both files are there."""
+    if not folder.is_dir():
+        return None
     steps = [int(p.name[5:14]) for p in folder.glob("ckpt-*.pt") if (folder / (p.name + ".sha256")).is_file()]
     return max(steps, default=None)
 

@@ -195,7 +195,8 @@ def test_script_twin_resumes_bit_exact_after_kills(tmp_path, precision):
 
     env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SAVE_EVERY_STEPS=1, **common)
     res = run_with_kills(cmd, env, REPO, kills=4, seed=7, done_marker="[train] finished",
-                         wait_for="[train] ", min_delay=0.2, max_delay=1.8)
+                         wait_for="[train] ", min_delay=0.0, max_delay=1.5,
+                         progress_folder=tmp_path / "home" / RUN / "train" / "checkpoints")
     logs = res["logs"]
     assert f"precision: {precision}" in logs[0]
     assert res["killed"] >= 3, [log[-1500:] for log in logs]
