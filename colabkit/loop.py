@@ -287,7 +287,8 @@ class Loop:
             signal.default_int_handler(signum, frame)
         self._interrupt = True
         print(f"\n[{self.name}] Interrupt received: finishing this step and saving a checkpoint "
-              "(press Interrupt again to stop without saving).", flush=True)
+              "(press Interrupt again to stop at once; a checkpoint already being written still completes).",
+              flush=True)
 
     def _install_sigint(self):
         if threading.current_thread() is not threading.main_thread():
