@@ -198,7 +198,9 @@ def _wait_inflight(url: str) -> None:
 
 
 def _mb(n: int | None) -> str:
-    return "unknown" if n is None else f"{n / 2**20:,.1f} MB"
+    if n is None:
+        return "unknown"
+    return f"{n / 2**10:,.0f} kB" if n < 2**20 else f"{n / 2**20:,.1f} MB"
 
 
 @dataclass

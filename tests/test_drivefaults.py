@@ -241,7 +241,7 @@ def test_drive_full_warns_with_numbers_prunes_nothing_and_training_goes_on(home,
     assert len(msgs) == 1, msgs
     msg = msgs[0]
     size = loop.ckpt.records[-1].nbytes
-    assert f"needs {(size + 2**20) / 2**20:,.1f} MB and only 0.3 MB is free" in msg
+    assert f"needs {(size + 2**20) / 2**20:,.1f} MB and only 293 kB is free" in msg
     assert "keep=1" in msg and "now keep=2" in msg and "Drive trash" in msg and "Training goes on" in msg
     assert "The store works again: ckpt-000000008.pt" in capsys.readouterr().out
     assert drive_ckpts(home) == [ckpt_name(s) + e for s in (10, 12) for e in ("", ".sha256")]
