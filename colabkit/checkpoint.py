@@ -250,8 +250,6 @@ class Checkpointer:
         t0 = time.perf_counter()
         self.wait()
         _wait_inflight(self.store.url)
-        if self.lease is not None:
-            self.lease.refresh()
         if not self.records:
             self._tidy()
         snapshot = to_host(payload)
@@ -291,18 +289,19 @@ class Checkpointer:
             self._done.wait()
             self._done = None
         self.poll()
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
 
     def poll(self) -> None:
-        """Show, in the calling (training) thread, what the writer thread had to say."""
+        """Show, in the calling (training) thread, what the writer thread had to say; raise its error
+        (a lost lease, a state that cannot be saved) as soon as the write is over."""
         while self._notes:
             kind, text = self._notes.popleft()
             if kind == "warn":
                 warnings.warn(text, UserWarning, stacklevel=3)
             else:
                 print(text, flush=True)
+        if self._error is not None and not self.writing:
+            err, self._error = self._error, None
+            raise err
 
     @property
     def writing(self) -> bool:
@@ -327,6 +326,8 @@ class Checkpointer:
                         "containers of them in the checkpointed state.") from exc
                 self._checked_loadable = True
             rec.nbytes = len(data)
+            if self.lease is not None:
+                self.lease.refresh()   # LeaseLost: another session owns the run now; write nothing
             if not attempt:
                 self._keep_locally(rec, data, digest, None)
                 return

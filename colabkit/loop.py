@@ -99,6 +99,7 @@ class Loop:
         self.ckpt = Checkpointer(self.store.sub("checkpoints"), keep=keep, local=self.local_store)
         self.take_over = take_over or os.environ.get("COLABKIT_TAKE_OVER", "") not in ("", "0")
         self.lease = Lease(self.store, self.save_every_s)
+        self.ckpt.lease = self.lease   # checked and renewed by each write, before it touches the store
         self._sync_warned = False
         self._lease_warned = False
         self.history: dict[str, list] = defaultdict(list)
@@ -235,8 +236,6 @@ class Loop:
         }
         self.lease.interval_s = self.save_every_s
         self._acquire_lease()
-        self.ckpt.wait()        # the previous write first (and its outcome), then the lease
-        self.lease.refresh()    # LeaseLost here, before this session writes anything more
         try:
             self.events.sync()
         except OSError as exc:   # Drive failing: the files stay on local disk and are copied next time
