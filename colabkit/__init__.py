@@ -8,7 +8,15 @@ themselves live in the notebooks.
 import importlib
 
 from .board import image_grid, plot_history, show, show_images, tensorboard
-from .checkpoint import Checkpointer, CheckpointError, ConfigMismatch, assert_identical
+from .checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    ConfigMismatch,
+    DriveUnavailable,
+    LeaseHeld,
+    LeaseLost,
+    assert_identical,
+)
 from .env import (
     DeviceInfo,
     DriveMountError,
@@ -36,7 +44,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'colabkit' has no attribute {name!r}")
 
 __all__ = [
-    "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "Interrupted",
+    "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "DriveUnavailable",
+    "Interrupted", "LeaseHeld", "LeaseLost",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
     "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "loopback", "metrics",
     "mount_drive", "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard",

@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import imagecheck
+
 __all__ = [
     "ArchiveError",
     "CELEBA_DRIVE_ID",
@@ -936,7 +938,7 @@ def check_layout(root, expect) -> Path:
     raise LayoutError("\n".join(lines), missing=missing, found=found)
 
 
-def extract(archive, dest_dir, *, expect=(), progress: bool = True) -> Path:
+def extract(archive, dest_dir, *, expect=(), progress: bool = True, bad_images: str = "stop") -> Path:
     """Extract a zip or tar(.gz/.bz2/.xz) archive into ``dest_dir``; return ``dest_dir``.
 
     Members are unpacked into a temporary folder inside ``dest_dir`` and moved into place
@@ -946,6 +948,12 @@ def extract(archive, dest_dir, *, expect=(), progress: bool = True) -> Path:
     that would land outside ``dest_dir`` raise :class:`UnsafeArchiveError`; a damaged archive
     raises :class:`ArchiveError`. ``expect`` lists relative paths that must exist afterwards
     (:class:`LayoutError` otherwise).
+
+    Every image it brought is checked once, cheaply (colabkit.imagecheck), and the result kept in
+    the marker: with ``bad_images="stop"`` a truncated or damaged image raises
+    :class:`CorruptFileError` naming it; with ``"skip"`` it is moved to ``dest_dir/.bad-images/``
+    and listed in the marker (a data set that indexes its files in a list, as CUB's images.txt
+    does, must then leave them out itself).
     """
     archive = Path(archive)
     dest = Path(dest_dir).expanduser()
@@ -954,6 +962,8 @@ def extract(archive, dest_dir, *, expect=(), progress: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     marker = _marker_path(archive, dest)
     size = archive.stat().st_size
+    if bad_images not in ("stop", "skip"):
+        raise ValueError(f"bad_images must be 'stop' or 'skip', not {bad_images!r}")
 
     if marker.is_file():
         try:
@@ -963,6 +973,10 @@ def extract(archive, dest_dir, *, expect=(), progress: bool = True) -> Path:
         except (OSError, ValueError, AttributeError):
             complete = False
         if complete and all((dest / e).exists() for e in expect):
+            if "images" not in info:   # extracted before images were checked: check them once now
+                info["images"] = dict(zip(("checked", "bad"), imagecheck.scan(dest, info["entries"])), skipped=[])
+                marker.write_text(json.dumps(info))
+            imagecheck.settle(dest, marker, info, archive.name, bad_images)
             return dest
         print(f"{dest}: the earlier extraction of {archive.name} is incomplete or outdated; redoing it.")
     _unlink(marker)
@@ -1001,14 +1015,18 @@ def extract(archive, dest_dir, *, expect=(), progress: bool = True) -> Path:
             if target.exists() or target.is_symlink():
                 _remove_tree_or_file(target)
             os.replace(staging / name, target)
+        checked, bad = imagecheck.scan(dest, entries)
+        info = {"archive": archive.name, "size": size, "entries": entries,
+                "images": {"checked": checked, "bad": bad, "skipped": []}}
         tmp_marker = marker.with_name(marker.name + ".tmp")
         with open(tmp_marker, "w") as f:
-            json.dump({"archive": archive.name, "size": size, "entries": entries}, f)
+            json.dump(info, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_marker, marker)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    imagecheck.settle(dest, marker, info, archive.name, bad_images)
     check_layout(dest, expect)
     return dest
 

@@ -10,6 +10,12 @@ registered extra state, RNG, the position in the data), so the first step yielde
 interrupted run had not finished. After each step the loop saves when `save_every_min` minutes
 have passed (default 10: the most a disconnect can cost), every `save_every_steps` steps if set,
 when the learner presses Interrupt (at the step boundary, then it stops), and at the end.
+
+Drive failing mid-run (dropped, unmounted, full) does not stop training: checkpoints are kept on
+the VM's disk until Drive takes them again (see checkpoint.Checkpointer); only a loop that ends
+with its newest state still off Drive raises, naming the local copy. A lease file in the loop's
+folder keeps a second session (another tab, a copy of the notebook, another VM) from training the
+same run at the same time (see checkpoint.Lease).
 """
 
 from __future__ import annotations
@@ -24,7 +30,17 @@ from collections import defaultdict
 import torch
 
 from .board import EventLog, image_grid
-from .checkpoint import Checkpointer, ConfigMismatch, capture, diff_config, restore, rng_state, set_rng_state
+from .checkpoint import (
+    Checkpointer,
+    ConfigMismatch,
+    Lease,
+    capture,
+    diff_config,
+    restore,
+    rng_state,
+    set_rng_state,
+)
+from .store import LocalStore
 
 VM_LIFETIME_H = 12.0   # Colab recycles a VM after at most this long
 VM_WARN_H = 11.0
@@ -63,7 +79,8 @@ class Interrupted(KeyboardInterrupt):
 class Loop:
     def __init__(self, run, name: str = "train", *, total_steps: int, state: dict, loader=None,
                  save_every_min: float = 10.0, save_every_steps: int | None = None, keep: int = 3,
-                 log_every: int = 50, allow_config_change: bool | list = False, progress: bool = True):
+                 log_every: int = 50, allow_config_change: bool | list = False, progress: bool = True,
+                 take_over: bool = False):
         if total_steps < 0:
             raise ValueError("total_steps must be >= 0")
         self.run = run
@@ -77,7 +94,14 @@ class Loop:
         self.log_every = max(1, int(log_every))
         self.progress = progress
         self.store = run.store.sub(name)
-        self.ckpt = Checkpointer(self.store.sub("checkpoints"), keep=keep)
+        # Where checkpoints wait, on the VM's own disk, while Drive refuses them.
+        self.local_store = LocalStore(run.work / "unsynced" / name)
+        self.ckpt = Checkpointer(self.store.sub("checkpoints"), keep=keep, local=self.local_store)
+        self.take_over = take_over or os.environ.get("COLABKIT_TAKE_OVER", "") not in ("", "0")
+        self.lease = Lease(self.store, self.save_every_s)
+        self.ckpt.lease = self.lease   # checked and renewed by each write, before it touches the store
+        self._sync_warned = False
+        self._lease_warned = False
         self.history: dict[str, list] = defaultdict(list)
         self._pending: dict[str, list] = defaultdict(list)
         self._interrupt = False
@@ -210,11 +234,31 @@ class Loop:
             "meta": {"run": self.run.name, "loop": self.name, "total_steps": self.total_steps,
                      "saved_at": time.time(), "torch": str(torch.__version__)},
         }
-        self.events.sync()
+        self.lease.interval_s = self.save_every_s
+        self._acquire_lease()
+        try:
+            self.events.sync()
+        except OSError as exc:   # Drive failing: the files stay on local disk and are copied next time
+            if not self._sync_warned:
+                self._sync_warned = True
+                warnings.warn(f"[{self.name}] TensorBoard files could not be copied to {self.store.url} ({exc}); "
+                              "they stay on this VM and are copied at a later save.", stacklevel=2)
         rec = self.ckpt.save(self.step, payload, blocking=blocking)
         self._last_save_time = time.monotonic()
         self._last_saved_step = self.step
         return rec
+
+    def _acquire_lease(self) -> None:
+        if self.lease.held:
+            return
+        try:
+            self.lease.acquire(self.take_over)
+        except OSError as exc:   # Drive failing right now: train, and try again at each save
+            if not self._lease_warned:
+                self._lease_warned = True
+                warnings.warn(f"[{self.name}] Could not write {self.lease.where} ({exc}), the file that keeps a "
+                              "second session from training this run at the same time. Training goes on; it is "
+                              "written at the next save that reaches the store.", stacklevel=3)
 
     def _due(self) -> bool:
         if self.save_every_steps and self.step % self.save_every_steps == 0:
@@ -242,7 +286,8 @@ class Loop:
             signal.default_int_handler(signum, frame)
         self._interrupt = True
         print(f"\n[{self.name}] Interrupt received: finishing this step and saving a checkpoint "
-              "(press Interrupt again to stop without saving).", flush=True)
+              "(press Interrupt again to stop at once; a checkpoint already being written still completes).",
+              flush=True)
 
     def _install_sigint(self):
         if threading.current_thread() is not threading.main_thread():
@@ -268,6 +313,7 @@ class Loop:
         if self.done:
             print(f"[{self.name}] all {self.total_steps:,} steps done; nothing to train.")
             return
+        self._acquire_lease()   # before anything is written: a second session stops here
         previous = self._install_sigint()
         bar = None
         if self.progress:
@@ -294,21 +340,25 @@ class Loop:
                     means = self._flush_logs()
                     if bar is not None and means:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]}, refresh=False)
+                self.ckpt.poll()
                 if self._interrupt:
                     self.save(blocking=True)
+                    self.ckpt.require_on_store(f"[{self.name}] Interrupted at step {self.step:,}")
                     raise Interrupted(
                         f"[{self.name}] stopped at step {self.step:,}; checkpoint saved in "
                         f"{self.ckpt.store.url}. Run the notebook again to continue from here.")
                 if self._stop:
                     self.save(blocking=True)
+                    self.ckpt.require_on_store(f"[{self.name}] Stopped at step {self.step:,}")
                     print(f"[{self.name}] stopped at step {self.step:,} as asked; checkpoint saved.")
                     return
                 if self.step < self.total_steps and self._due():
                     self.save()
                 self._check_vm_age()
-            if self._last_saved_step != self.step:
+            if self._last_saved_step != self.step or self.ckpt.unsynced is not None:
                 self.save(blocking=True)
             self.ckpt.wait()
+            self.ckpt.require_on_store(f"[{self.name}] Finished {self.total_steps:,} steps")
             print(f"[{self.name}] finished {self.total_steps:,} steps; final checkpoint in {self.ckpt.store.url}")
         finally:
             if hasattr(self, "_running"):   # left by break, an error in the step, or close()
@@ -320,6 +370,8 @@ class Loop:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             self._interrupt = False
+            if not self.ckpt.writing:   # else the lease goes stale after the write (or is this process's)
+                self.lease.release()
 
     def wait(self) -> None:
         """Wait for a background checkpoint write (and raise its error, if it failed)."""

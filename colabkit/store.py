@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -26,7 +27,11 @@ def _explain(exc: OSError, where: str) -> StoreError:
                "Free space (delete old runs, empty the Drive trash) or lower keep=, then run again.")
     elif exc.errno == errno.ENOTCONN:
         msg = (f"The folder behind {where} is not connected (Google Drive dropped: 'Transport endpoint "
-               "is not connected'). Re-run the setup cell to mount Drive again, then run again.")
+               "is not connected'). Mount Drive again (drive.mount(..., force_remount=True), or re-run the "
+               "setup cell).")
+    elif exc.errno == errno.EIO:
+        msg = (f"Input/output error while writing {where} (Google Drive dropped or is overloaded). "
+               "Mount Drive again (drive.mount(..., force_remount=True), or re-run the setup cell).")
     else:
         msg = f"Could not write {where}: {exc}"
     err = StoreError(exc.errno, msg)
@@ -61,21 +66,44 @@ class Store:
         """Delete temporary files left by writes that never finished (the VM died mid-write)."""
         raise NotImplementedError
 
+    def free_bytes(self) -> int | None:
+        """Free space where this store writes, as the file system reports it; None if unknown."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 
 
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
+
+
 class LocalStore(Store):
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, _anchor: Path | None = None):
         self.root = Path(root)
         self.url = str(self.root)
+        # The nearest folder that existed when the store was opened (on Colab: inside the Drive mount).
+        # Writes never create it again: if it vanished, Drive was unmounted, and recreating the path
+        # would put checkpoints on the VM's disk under the empty mount point, hidden by the next mount.
+        self.anchor = _anchor if _anchor is not None else _existing_ancestor(self.root)
 
     def _path(self, name: str) -> Path:
         return self.root / name
 
+    def _check_anchor(self, where: Path, doing: str = "write") -> None:
+        if not self.anchor.is_dir():
+            raise StoreError(errno.ENOENT, (
+                f"Could not {doing} {where}: the folder {self.anchor} has vanished (Google Drive was "
+                "unmounted or dropped). Mount Drive again (drive.mount(..., force_remount=True), or re-run "
+                "the setup cell)."))
+
     def write_bytes(self, name: str, data: bytes) -> None:
         path = self._path(name)
         tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+        self._check_anchor(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with _open(tmp, "wb") as f:
@@ -99,6 +127,7 @@ class LocalStore(Store):
     def list(self, prefix: str = "") -> list[str]:
         base = self._path(prefix)
         if not base.is_dir():
+            self._check_anchor(base, "list")   # a vanished mount is not an empty folder
             return []
         out = []
         for p in base.rglob("*"):
@@ -116,7 +145,13 @@ class LocalStore(Store):
         return self._path(name).is_file()
 
     def sub(self, folder: str) -> LocalStore:
-        return LocalStore(self.root / folder)
+        return LocalStore(self.root / folder, _anchor=self.anchor)
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(_existing_ancestor(self.root)).free
+        except OSError:
+            return None
 
     def clean_temp(self) -> list[str]:
         gone = []

@@ -3,10 +3,11 @@ done ends with the same weights, optimizer moments, scheduler, extra state and R
 run that was never interrupted. The same for the Interrupt (SIGINT) path."""
 
 import signal
+import subprocess
 import sys
 
 import torch
-from resume_util import REPO, assert_same, env_for, run_to_end, run_with_kills
+from resume_util import REPO, _read_until, assert_same, env_for, run_to_end, run_with_kills
 
 SCRIPT = REPO / "tests" / "scripts" / "tiny_train.py"
 TOTAL = 60
@@ -60,3 +61,27 @@ def test_interrupt_saves_at_step_boundary_and_resumes_bit_exact(tmp_path):
     assert "resumed from ckpt-" in res["logs"][1]
     got = torch.load(out / "final.pt", weights_only=True)
     assert_same(ref, got)
+
+
+def test_sigkill_during_pruning_resumes_from_the_newest_and_finishes_bit_exact(tmp_path):
+    ref = _reference(tmp_path)
+    out = tmp_path / "pruned"
+    out.mkdir()
+    env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SAVE_EVERY_STEPS=1, TINY_SLOW_PRUNE=5)
+    cmd = [sys.executable, str(SCRIPT), str(out), str(TOTAL)]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    log = _read_until(proc, "PRUNED ", timeout=300)
+    proc.send_signal(signal.SIGKILL)              # between the old checksum's removal and its payload's
+    log += proc.communicate(timeout=60)[0]
+    assert "PRUNED ckpt-000000001.pt.sha256" in log, log[-3000:]
+    (folder,) = (tmp_path / "home").glob("tiny*/train/checkpoints")
+    names = sorted(p.name for p in folder.iterdir())
+    # the half-pruned oldest (a payload without checksum), and the three newest, complete
+    assert names == ["ckpt-000000001.pt"] + [f"ckpt-{s:09d}.pt{e}" for s in (2, 3, 4) for e in ("", ".sha256")]
+    env.pop("TINY_SLOW_PRUNE")
+    log2 = run_to_end(cmd, env, REPO)
+    assert "resumed from ckpt-000000004.pt" in log2, log2[-3000:]
+    assert_same(ref, torch.load(out / "final.pt", weights_only=True))
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"ckpt-{s:09d}.pt{e}" for s in (TOTAL - 2, TOTAL - 1, TOTAL) for e in ("", ".sha256")]

@@ -31,6 +31,22 @@ if os.environ.get("TINY_SLOW_WRITE"):
     delay = float(os.environ["TINY_SLOW_WRITE"])
     colabkit.store._open = lambda path, mode: FakeFile(path, mode, delay=delay)
 
+if os.environ.get("TINY_SLOW_PRUNE"):
+    # Pause inside pruning, between removing an old checkpoint's checksum and its payload, and say so:
+    # the kill tests strike there.
+    import colabkit.store
+
+    pause = float(os.environ["TINY_SLOW_PRUNE"])
+    real_delete = colabkit.store.LocalStore.delete
+
+    def delete(self, name):
+        real_delete(self, name)
+        if name.endswith(".pt.sha256") and self.root.name == "checkpoints":
+            print(f"PRUNED {name}", flush=True)
+            time.sleep(pause)
+
+    colabkit.store.LocalStore.delete = delete
+
 cfg = {"seed": 3, "lr": 1e-3, "batch": 4, "total": total}
 run = ck.setup("tiny", cfg, allow_cpu=True, deterministic=True, verbose=False)
 
