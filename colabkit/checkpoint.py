@@ -563,22 +563,35 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+HEARTBEAT_S = 60.0   # the holder renews its lease this often, from a thread of its own…
+STALE_BEATS = 5      # …and another session may take it over after this many missed beats (5 min)
+
+
 class Lease:
     """A file in the run's folder naming the one session that trains it.
 
     It holds an owner id, the host, the process, when it started and a heartbeat that the holder
-    refreshes at every save. Another session refuses to train while the heartbeat is younger than
-    twice the holder's save interval, unless the holder is a process of this machine that has
-    ended, or it is told to take over. The holder checks the file at every save and stops (LeaseLost)
-    when someone else took it over.
+    renews every minute (a thread of its own, and before each checkpoint write). Another session
+    refuses to train while the heartbeat is younger than five of the holder's heartbeat intervals,
+    unless the holder is a process of this machine that has ended, or it is told to take over. The
+    holder checks the file at every renewal and stops (LeaseLost) when someone else took it over.
+
+    The heartbeat is not tied to the save interval on purpose: after the usual disconnect the old VM
+    is gone, and the next Run all should wait minutes at most for its lease to go stale, not twice a
+    10-minute save interval. Five beats leave room for Drive syncing a file between VMs late.
     """
 
-    def __init__(self, store: Store, interval_s: float, *, name: str = LEASE_NAME):
-        self.store, self.name, self.interval_s = store, name, float(interval_s)
+    def __init__(self, store: Store, interval_s: float | None = None, *, name: str = LEASE_NAME):
+        self.store, self.name = store, name
+        self.interval_s = float(HEARTBEAT_S if interval_s is None else interval_s)
         self.owner = uuid.uuid4().hex
         self.host, self.boot, self.pid = socket.gethostname(), _boot_id(), os.getpid()
         self.started = time.time()
         self.held = False
+        self.lost: LeaseLost | None = None     # set by the heartbeat thread; the loop raises it
+        self._lock = threading.Lock()           # renewals and the release never interleave
+        self._stop_beat = threading.Event()
+        self._beat: threading.Thread | None = None
 
     @property
     def where(self) -> str:
@@ -606,9 +619,9 @@ class Lease:
         if same_machine and not _pid_alive(info.get("pid")):
             return True, f"its holder, process {info.get('pid')} on this machine, has ended"
         age = now - float(info.get("heartbeat", 0))
-        limit = 2 * float(info.get("interval_s", self.interval_s))
+        limit = STALE_BEATS * float(info.get("interval_s", self.interval_s))
         if age > limit:
-            return True, f"its last heartbeat is {_ago(age)} old (more than twice the save interval)"
+            return True, f"its last heartbeat is {_ago(age)} old (it is renewed every {_ago(limit / STALE_BEATS)})"
         return False, ""
 
     def acquire(self, take_over: bool = False) -> None:
@@ -627,10 +640,26 @@ class Lease:
         back = self.read()   # two sessions starting at once: the last writer wins, the other refuses
         if back is None or back.get("owner") != self.owner:
             raise LeaseHeld(self._held_message(back or {}, time.time()))
-        self.held = True
+        self.held, self.lost = True, None
+        self._stop_beat.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="colabkit-lease", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop_beat.wait(self.interval_s):
+            try:
+                self.refresh()
+            except LeaseLost as exc:
+                self.lost = exc
+                return
 
     def refresh(self) -> None:
-        """At each save: make sure this session still holds the lease, and renew the heartbeat."""
+        """Every heartbeat and before each checkpoint write: make sure this session still holds the
+        lease, and renew it."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         if not self.held:
             return
         try:
@@ -646,6 +675,11 @@ class Lease:
             pass   # the store is failing; the checkpoint write says so and keeps a local copy
 
     def release(self) -> None:
+        self._stop_beat.set()
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
         if not self.held:
             return
         self.held = False
@@ -658,11 +692,12 @@ class Lease:
 
     def _held_message(self, info: dict, now: float) -> str:
         beat = float(info.get("heartbeat", now))
-        limit = 2 * float(info.get("interval_s", self.interval_s))
+        limit = STALE_BEATS * float(info.get("interval_s", self.interval_s))
         return (
             f"Another session is training this run: {self.where} is held by process {info.get('pid')} on "
             f"{info.get('host')} since {_utc(float(info.get('started', now)))}, last heartbeat {_ago(now - beat)} "
-            f"ago (it is renewed at every checkpoint). Two sessions writing one run would mix their checkpoints, "
+            f"ago (it is renewed every {_ago(limit / STALE_BEATS)} while that session trains). Two sessions "
+            "writing one run would mix their checkpoints, "
             "so this one does not train. To train here instead: stop the other session (in its tab: Runtime > "
             f"Disconnect and delete runtime), then wait until its heartbeat is older than {_ago(limit)} "
             f"(after {_utc(beat + limit)}) and run this cell again; or, if you are sure it is gone, take over "

@@ -98,7 +98,7 @@ class Loop:
         self.local_store = LocalStore(run.work / "unsynced" / name)
         self.ckpt = Checkpointer(self.store.sub("checkpoints"), keep=keep, local=self.local_store)
         self.take_over = take_over or os.environ.get("COLABKIT_TAKE_OVER", "") not in ("", "0")
-        self.lease = Lease(self.store, self.save_every_s)
+        self.lease = Lease(self.store)
         self.ckpt.lease = self.lease   # checked and renewed by each write, before it touches the store
         self._sync_warned = False
         self._lease_warned = False
@@ -234,7 +234,6 @@ class Loop:
             "meta": {"run": self.run.name, "loop": self.name, "total_steps": self.total_steps,
                      "saved_at": time.time(), "torch": str(torch.__version__)},
         }
-        self.lease.interval_s = self.save_every_s
         self._acquire_lease()
         try:
             self.events.sync()
@@ -341,6 +340,8 @@ class Loop:
                     if bar is not None and means:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]}, refresh=False)
                 self.ckpt.poll()
+                if self.lease.lost is not None:   # found by the heartbeat: another session owns the run
+                    raise self.lease.lost
                 if self._interrupt:
                     self.save(blocking=True)
                     self.ckpt.require_on_store(f"[{self.name}] Interrupted at step {self.step:,}")

@@ -89,7 +89,7 @@ def lease_path(home):
     return home / "home" / "t" / "train" / LEASE_NAME
 
 
-def other_session(home, age_s, interval_s=600.0):
+def other_session(home, age_s, interval_s=60.0):
     lease_path(home).parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     lease_path(home).write_text(json.dumps({
@@ -110,7 +110,8 @@ def test_a_fresh_lease_of_another_machine_is_respected_and_can_be_taken_over(hom
     msg = str(err.value)
     print(msg)
     assert "held by process 4242 on another-vm" in msg and "last heartbeat 6" in msg
-    assert "older than 20 min" in msg and "take_over=True" in msg and "COLABKIT_TAKE_OVER=1" in msg
+    assert "older than 5 min" in msg and "renewed every 60 s" in msg
+    assert "take_over=True" in msg and "COLABKIT_TAKE_OVER=1" in msg
     assert extra.k_t == 0 and not (home / "home" / "t" / "train" / "checkpoints").exists()
     assert json.loads(lease_path(home).read_text())["owner"] == "someone-else"   # untouched
     loop, extra = make(take_over=True)
@@ -155,3 +156,26 @@ def test_a_session_whose_lease_was_taken_over_stops_without_saving(home):
     names = sorted(p.name for p in (home / "home" / "t" / "train" / "checkpoints").iterdir())
     assert names[-2:] == [ckpt_name(4), ckpt_name(4) + ".sha256"]
     assert json.loads(lease_path(home).read_text())["owner"] == "someone-else"   # not released, not deleted
+
+
+def test_the_heartbeat_runs_between_saves_and_finds_a_take_over(home, monkeypatch):
+    """Saves are 10 minutes apart on Colab; the lease is renewed every minute by a thread of its own,
+    so a new VM after a disconnect waits minutes at most, and a take-over is noticed without a save."""
+    monkeypatch.setattr("colabkit.checkpoint.HEARTBEAT_S", 0.05)
+    run = ck.setup("t", {"seed": 0}, allow_cpu=True, verbose=False)
+    extra = ck.State(k_t=0.0)
+    loop = run.loop("train", total_steps=1000, state={"net": nn.Linear(2, 1), "extra": extra}, progress=False,
+                    save_every_steps=0, save_every_min=60)
+    beats = []
+    with pytest.raises(LeaseLost, match="another-vm"):
+        for step, _ in loop:
+            extra.k_t += 1
+            time.sleep(0.02)
+            if step % 10 == 0:
+                beats.append(json.loads(lease_path(home).read_text())["heartbeat"])
+            if step == 60:             # no save has happened yet; someone takes over
+                other_session(home, age_s=0)
+    assert len(set(beats)) >= 4, beats          # renewed between saves, by the heartbeat alone
+    assert 60 < extra.k_t < 200                 # noticed within a few beats, not at a save
+    assert not (home / "home" / "t" / "train" / "checkpoints").exists()
+    assert json.loads(lease_path(home).read_text())["owner"] == "someone-else"
