@@ -856,7 +856,7 @@ assert tb_steps == sorted(set(tb_steps)) == [s for s, _ in loop_ref.history["los
 # perhaps halfway through an optimizer step. While `run.loop` is running, it catches the signal instead.
 # The current step finishes, a checkpoint is written (the cell waits for it), and the loop stops with
 # `ck.Interrupted`, which says where the checkpoint is. Nothing is lost: Run all continues at exactly
-# the next step. Pressing Interrupt a *second* time stops at once, without saving.
+# the next step. Pressing Interrupt a *second* time stops at once (a checkpoint already being written still completes).
 #
 # The cell below "presses" Interrupt from inside step `INTERRUPT_AT` by sending the same signal, then starts a
 # new session as before.
