@@ -49,7 +49,8 @@ losses. `--no-cycle-keep-identity` adds a second control that drops only the cyc
 keeps the identity term at 5 (the notebook's cycle_loss replaced, in a private copy of its
 definitions, by a zero of the same graph).
 
-The PNG grids (rows: x, G(x), true y, F(G(x)), one column per class) go to --out.
+The PNG grids (rows: x, G(x), true y, F(G(x)), one column per class) go to --out
+(default bench-results/learn_cyclegan/, which git ignores).
 """
 
 from __future__ import annotations
@@ -302,7 +303,7 @@ def main(argv=None) -> int:
                    help="a second control: cycle term 0, identity term kept at 0.5·10")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: on a shared CPU, more threads made a step 35× slower here)")
-    p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    p.add_argument("--out", type=Path, default=REPO / "bench-results" / "learn_cyclegan")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     if args.smoke:

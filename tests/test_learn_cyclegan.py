@@ -58,6 +58,7 @@ def test_cycle_consistency_learns_the_translation_and_the_control_does_not(setti
     base = lc.baselines(dom, judge, style_judge)
     work, ctrl = _run(setting, 10.0), _run(setting, 0.0)
     report = f"working {work}\ncontrol {ctrl}\n({time.perf_counter() - t0:.0f} s)"
+    print(report)
     assert style_judge.accuracy > 0.95 and judge.accuracy > 0.95, report
     # both runs learn the Y style (the adversarial part works in the control too: a fair control)
     assert max(work["L1 G(x)"], ctrl["L1 G(x)"]) < 0.5 * base["identity"]["L1 G(x)"], report
