@@ -51,6 +51,20 @@ definitions, by a zero of the same graph).
 
 The PNG grids (rows: x, G(x), true y, F(G(x)), one column per class) go to --out
 (default bench-results/learn_cyclegan/, which git ignores).
+
+Measured (CPU, torch 2.14.1, 1 thread, seeds 0-4, 500 steps, all 450 test pairs; mean ± sd):
+
+    run                      L1 G(x)        L1 F(y)        class G(x)     class F(y)     class FG(x)
+    working                  0.033 ± 0.003  0.044 ± 0.002  0.950 ± 0.007  0.914 ± 0.023  0.973 ± 0.009
+    control λ_cyc = 0        0.074 ± 0.003  0.175 ± 0.028  0.225 ± 0.085  0.184 ± 0.086  0.130 ± 0.022
+    no cycle, identity 5     0.060 ± 0.007  0.088 ± 0.026  0.376 ± 0.097  0.478 ± 0.236  0.224 ± 0.102
+    identity map             0.605          0.605          0.105          0.105
+    per-pixel oracle         0.139                         0.096
+    true counterpart         0              0              0.984          0.998
+
+The control's generators ignore their input (one blob for every digit in the grids); with the
+identity term kept they follow it a little. One seed (working + control) took about 5.5 min of
+wall-clock on a 2-core machine shared with four other jobs, about 1.7 min of CPU time.
 """
 
 from __future__ import annotations
