@@ -24,6 +24,7 @@ VENV = REPO / ".venv-colab"
 PY = VENV / "bin" / "python"
 IMAGE = VENV / "colab-image.txt"
 VM = HERE / "vm"
+SITE = next(iter(sorted(VENV.glob("lib/python3.*/site-packages"))), VENV / "lib")
 
 from colabkit import course
 
@@ -103,7 +104,7 @@ def vm_env(vm: Path, github: dict, **extra) -> dict:
     env.update(PATH=f"{VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}", PYTHONPATH=str(VM),
                COLABVM_CONTENT=str(vm / "content"), COLABVM_DRIVE=str(vm / "drive-store" / "MyDrive"),
                TMPDIR=str(vm / "tmp"), COLABKIT_SMOKE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+               MKL_NUM_THREADS="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PYDEVD_DISABLE_FILE_VALIDATION="1",
                GIT_CONFIG_GLOBAL=github["GIT_CONFIG_GLOBAL"], GIT_CONFIG_NOSYSTEM="1")
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -126,17 +127,31 @@ class ColabVM:
 
     def new_vm(self) -> None:
         """The VM is recycled: /content and /tmp are gone, the packages are the image's again."""
+        self.kill_tensorboards()
         for d in (self.content, self.root / "tmp"):
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
         recycle_vm()
+
+    def kill_tensorboards(self) -> list[int]:
+        """Stop the TensorBoard servers this VM's kernels started (their records are in the VM's TMPDIR)."""
+        pids = []
+        for info in (self.root / "tmp" / ".tensorboard-info").glob("pid-*.info"):
+            try:
+                pid = json.loads(info.read_text())["pid"]
+                os.kill(pid, signal.SIGKILL)
+                pids.append(pid)
+            except (OSError, ValueError, KeyError):
+                pass
+        return pids
 
     def run_all(self, notebook: Path, *, kill_when=None, then=None, fresh=True, timeout=600) -> dict:
         """Run all cells. `kill_when()`: SIGKILL the kernel once it returns true (polled). `then(client, nb)`:
         called with the kernel still up after the last cell. Returns outputs and timings."""
         import nbformat
         from jupyter_client.kernelspec import KernelSpecManager
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
         from nbclient import NotebookClient
         from nbclient.exceptions import DeadKernelError
 
@@ -144,7 +159,7 @@ class ColabVM:
             self.new_vm()
         nb = nbformat.read(notebook, as_version=4)
         ksm = KernelSpecManager(kernel_dirs=[str(self.root / "kernels")])
-        km = KernelManager(kernel_name="colabvm", kernel_spec_manager=ksm)
+        km = AsyncKernelManager(kernel_name="colabvm", kernel_spec_manager=ksm)
         client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="colabvm")
         pid_file = self.root / "kernel.pid"
         pid_file.unlink(missing_ok=True)
@@ -177,6 +192,9 @@ class ColabVM:
                         raise
         finally:
             stop.set()
+            if km.has_kernel:   # nbclient leaves a kernel manager it was given to its owner
+                run_sync(km.shutdown_kernel)(now=True)
+            self.kill_tensorboards()
             result["seconds"] = time.monotonic() - t0
             result["killed"] = killed.is_set()
             result["text"] = cell_text(nb)

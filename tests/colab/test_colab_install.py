@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 
-from colabvm import PY, VENV, freeze, image, install_command, recycle_vm
+from colabvm import PY, SITE, freeze, image, install_command, recycle_vm
 
 from colabkit import course
 
 # What the install cell may add to Colab: the course and the one package of its [metrics] extra that
 # Colab lacks. Nothing of Colab's own set may be upgraded, downgraded or removed.
 ADDED_BY_THE_COURSE = {"colabkit", "torch-fidelity"}
-SITE = VENV / "lib" / "python3.11" / "site-packages"
 
 
 def _dist_info(name: str):
