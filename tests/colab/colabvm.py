@@ -160,20 +160,31 @@ class ColabVM:
         nb = nbformat.read(notebook, as_version=4)
         ksm = KernelSpecManager(kernel_dirs=[str(self.root / "kernels")])
         km = AsyncKernelManager(kernel_name="colabvm", kernel_spec_manager=ksm)
+        # widget_registry={}: nbclient's own stand-in for Output widgets sends comm messages to the kernel on
+        # the shell channel while it waits on that channel for the cell's reply, and now and then the cell
+        # never returns (jupyter/nbclient#312; seen here with the play cells). Colab's front end is not
+        # nbclient: pictures drawn into an Output area just stay among the cell's outputs here.
         client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="colabvm")
+        client.widget_registry = {}
         pid_file = self.root / "kernel.pid"
         pid_file.unlink(missing_ok=True)
         killed, stop = threading.Event(), threading.Event()
 
         def watch():
-            while not stop.is_set():
-                if kill_when() and pid_file.exists():
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-                    killed.set()
-                    return
-                time.sleep(0.01)
+            try:
+                while not stop.is_set():
+                    if kill_when():
+                        pid = int(pid_file.read_text())
+                        os.kill(pid, signal.SIGKILL)
+                        result["killed_pid"] = pid
+                        killed.set()
+                        return
+                    time.sleep(0.01)
+            except BaseException as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(e)
 
         result = {"killed": False, "text": "", "extra": None}
+        errors: list[BaseException] = []
         t0 = time.monotonic()
         watcher = threading.Thread(target=watch, daemon=True) if kill_when else None
         env = vm_env(self.root, self.github, **self.extra)
@@ -184,6 +195,7 @@ class ColabVM:
                 try:
                     for i, cell in enumerate(nb.cells):
                         if cell.cell_type == "code":
+                            (self.root / "cell").write_text(f"{i} {time.monotonic() - t0:.1f}s {cell.source[:80]!r}")
                             client.execute_cell(cell, i)
                     if then is not None:
                         result["extra"] = then(client, nb)
@@ -198,6 +210,8 @@ class ColabVM:
             result["seconds"] = time.monotonic() - t0
             result["killed"] = killed.is_set()
             result["text"] = cell_text(nb)
+        if errors:
+            raise AssertionError(f"the kill watcher failed: {errors[0]!r}") from errors[0]
         if kill_when and not killed.is_set():
             raise AssertionError("the kernel finished before it could be killed:\n" + result["text"][-3000:])
         return result
@@ -226,8 +240,3 @@ def run_code(client, nb, source: str) -> dict:
     client.execute_cell(cell, len(nb.cells) - 1)
     return cell
 
-
-def images_in(nb, start: int = 0) -> int:
-    """How many PNG pictures cells from `start` on displayed, directly or inside Output widgets."""
-    blob = json.dumps([c.get("outputs", []) for c in nb.cells[start:]]) + json.dumps(nb.metadata.get("widgets", {}))
-    return blob.count('"image/png"')
