@@ -19,7 +19,7 @@ if [[ -z $python ]]; then
     echo "build_env.sh: no python3.13 here (Colab's Python); building with $($python --version)" >&2
 fi
 stamp=.venv-colab/colab-image.sha256
-want=$( (cat "$req"; "$python" --version) | sha256sum | cut -d' ' -f1)
+want=$( (grep -v '^[[:space:]]*\(#\|$\)' "$req"; "$python" --version) | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     echo "Colab environment .venv-colab is up to date ($("$python" --version), $req)"
     exit 0

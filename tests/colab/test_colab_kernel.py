@@ -162,11 +162,16 @@ cmd = ck.tensorboard(run.work / "tb", port={port}, start=True)
 print("TB-COMMAND", cmd)
 """
 TB_STOP = """
-import os, signal
+import os, signal, time
 from tensorboard import manager
-for info in manager.get_all():
+infos = manager.get_all()
+for info in infos:
     os.kill(info.pid, signal.SIGTERM)
-print("TB-STOPPED", [i.port for i in manager.get_all()])
+folder, t0 = manager._get_info_dir(), time.monotonic()
+left = lambda: sorted(n for n in os.listdir(folder) if n.startswith("pid-"))
+while left() and time.monotonic() - t0 < 30:   # each server removes its record as it exits
+    time.sleep(0.2)
+print("TB-STOPPED", sorted(i.port for i in infos), "left:", left())
 """
 
 
@@ -176,8 +181,10 @@ def _play_and_tensorboard(name, loop, total):
         if PLAY[name]:
             cell = run_code(client, nb, PRELUDE + PLAY[name])
             res["play"] = cell_text([cell])
-        port = _free_port()
-        run_code(client, nb, TB_START.format(port=port))
+        port = res["tb_port"] = _free_port()
+        cell = run_code(client, nb, TB_START.format(port=port))
+        res["tb_start"] = cell_text([cell])
+        res["tb_start_js"] = "".join(o.get("data", {}).get("application/javascript", "") for o in cell.outputs)
         try:
             base = f"http://127.0.0.1:{port}"
             tags = _get_json(base + "/data/plugin/scalars/tags")
@@ -259,11 +266,16 @@ def test_notebook_in_colab_kernel_killed_and_run_all_again(name, github, tmp_pat
     if PLAY[name]:
         assert "PLAY-OK" in res["play"], res["play"]
         print(f"{name}: {res['play'].strip().splitlines()[-1]}")
+    assert "TensorBoard did not start" not in res["tb_start"], res["tb_start"]
+    # the magic took Colab's path (google.colab imported): a script that frames the proxied port
+    assert f"google.colab.kernel.proxyPort({res['tb_port']}," in res["tb_start_js"], res["tb_start"]
     assert loop in res["tb_tags"] and res["tb_tags"][loop], res["tb_tags"]
     tag, steps = res["tb_points"]
     assert steps == sorted(set(steps)), f"{tag}: steps repeat or go back after the resume: {steps}"
     assert steps[-1] <= ref_final[loop][1]["step"] and steps[-1] > at_kill, steps
-    assert "TB-STOPPED []" in res["tb_stop"], res["tb_stop"]
+    assert f"TB-STOPPED [{res['tb_port']}] left: []" in res["tb_stop"], res["tb_stop"]
+    with pytest.raises(OSError):   # and its port is closed
+        urllib.request.urlopen(f"http://127.0.0.1:{res['tb_port']}/", timeout=5)
     print(f"{name}: TensorBoard listed {res['tb_tags']}; {tag} at steps {steps[0]}..{steps[-1]}")
     print(f"{name}: seconds {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
 
