@@ -39,10 +39,10 @@ from digits import Judge, load_digits, markdown_table  # noqa: E402
 nb = colabkit.nbcells.load(REPO / "notebooks" / "01_began.py")
 
 # The notebook's defaults, at a reduced width (n) for 16×16 digits on two CPU cores.
-DEFAULTS = dict(size=16, n=16, h=64, z=None, batch=16, steps=3000,
-                lr=1e-4, g_lr_scale=1.0, beta1=0.5, beta2=0.999, init="torch", gamma=0.5, lambda_k=0.001, k_0=0.0,
-                window=500, patience=3, tolerance=0.01, lr_floor=0.0, eval_every=500, eval_n=500,
-                warn_after=2000, seed=0, control=False)
+DEFAULTS = dict(size=16, n=8, h=8, z=None, batch=16, steps=3000,
+                lr=1e-4, g_lr_scale=4.0, beta1=0.9, beta2=0.999, init="xavier", gamma=0.5, lambda_k=0.001, k_0=0.0,
+                window=500, patience=3, tolerance=0.01, lr_floor=2e-5, eval_every=500, eval_n=500,
+                warn_after=1000, seed=0, control=False)
 
 
 def make_config(**kw) -> dict:
