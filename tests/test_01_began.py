@@ -116,6 +116,58 @@ def test_lr_halving_in_place_keeps_adam_state(nb):
     assert float(train.M_sum) == 0.0
 
 
+def test_lr_floor_and_g_lr_scale_survive_halving(nb):
+    G, D = nb.Generator(16, 4, 8), nb.Discriminator(16, 4, 8)
+    opt_G = nb.make_adam(G, 1e-4, (0.9, 0.999), lr_scale=4.0)
+    opt_D = nb.make_adam(D, 1e-4, (0.9, 0.999))
+    assert opt_G.param_groups[0]["lr"] == pytest.approx(4e-4) and opt_D.param_groups[0]["lr"] == 1e-4
+    assert opt_G.param_groups[0]["betas"] == (0.9, 0.999)
+    train = ck.State(lr=1e-4, M_sum=torch.zeros(()), M_best=1.0, stalled=0, halvings=0)
+    lrs = []
+    for _ in range(4):   # every window a stall (mean 1.0, no new best), patience 1: halve each time…
+        train.M_sum = torch.tensor(3.0)
+        nb.end_of_window(train, [opt_G, opt_D], window=3, patience=1, tolerance=0.01, floor=3e-5)
+        lrs.append(train.lr)
+    assert lrs == [5e-5, 3e-5, 3e-5, 3e-5] and train.halvings == 2   # …but never below the floor
+    assert opt_D.param_groups[0]["lr"] == 3e-5 and opt_G.param_groups[0]["lr"] == pytest.approx(1.2e-4)
+    # the scale travels in the optimiser's state dict, so a resumed run keeps G's faster rate
+    back = nb.make_adam(nb.Generator(16, 4, 8), 1e-4, (0.9, 0.999))
+    back.load_state_dict(opt_G.state_dict())
+    assert back.param_groups[0]["lr_scale"] == 4.0
+
+
+def test_init_weights(nb):
+    torch.manual_seed(0)
+    D = nb.init_weights(nb.Discriminator(16, 8, 8), "xavier")
+    for m in D.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+            bound = (6 / (fan_in + fan_out)) ** 0.5
+            assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
+            assert not m.bias.any()
+    torch.manual_seed(0)
+    plain = nb.Discriminator(16, 8, 8)
+    same = nb.init_weights(copy.deepcopy(plain), "torch")
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), same.parameters()))
+    with pytest.raises(ValueError, match="xavier"):
+        nb.init_weights(plain, "glorot")
+
+
+def test_k_watch_warns_once_per_stretch_at_zero(nb):
+    train = ck.State(k_max=torch.zeros(()), k_zero_steps=0)
+
+    def window(k_max):
+        train.k_max = torch.tensor(k_max)
+        return nb.watch_k(train, window=100, warn_after=300)
+
+    assert [window(0.0) for _ in range(2)] == [None, None]
+    assert "k_t has been 0 for the last 300 steps" in window(0.0)
+    assert window(0.0) is None and train.k_zero_steps == 400          # once per stretch
+    assert window(0.01) is None and train.k_zero_steps == 0           # k_t left 0: the stretch ends
+    assert float(train.k_max) == 0.0                                  # reset for the next window
+    assert [window(0.0) for _ in range(3)][-1] is not None            # a new stretch warns again
+
+
 QUOTA_DRIVER = r"""
 import sys
 import colabkit as ck

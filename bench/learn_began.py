@@ -1,0 +1,229 @@
+"""BEGAN learns real digits: the notebook's own networks, losses, controller and training step on
+scikit-learn's handwritten digits, beside the same run with k_t frozen at 0 (the control).
+
+    python bench/learn_began.py                      # the benchmark: seed 0, 1,500 steps, working and control
+    python bench/learn_began.py --seeds 0 1 2 --steps 600 --eval-every 300 --eval-n 300 --window 200 \
+        --warn-after 400                             # the short version whose spread sets the test's margins
+    python bench/learn_began.py --h 64 --n 16 ...    # anything the notebook leaves as a setting
+
+Every `--eval-every` steps it samples `--eval-n` images from fixed noise and scores them with
+bench/digits.py's Judge (an SVC trained on real digits): the share it reads with confidence > 0.9,
+how many of the 10 classes get at least 3 % of the samples, and the mean pairwise L1 between samples
+(next to the held-out real digits' value); with the window's mean of M_global, k_t at that step and
+the window's mean of L(G(z)) / L(x), which the controller drives towards γ. The control is the same
+run with λ_k = 0, so that k_t stays at k_0 = 0: D then only auto-encodes real digits and nothing
+pushes back on G, the known BEGAN failure. A PNG of 100 samples per run goes to --out.
+
+The networks, losses, controller, training step, initialisation, optimiser set-up, lr-halving
+rule and k_t watch are the notebook's (colabkit.nbcells loads its cells tagged "lib"). The defaults
+are the small-model settings the notebook's section 5 recommends, found with this script: 16×16,
+n = 8, h = z = 8, Glorot init, Adam β = (0.9, 0.999), lr 1e-4 with G's 4× (G_LR_SCALE), the lr
+floor 2e-5; the paper's γ = 0.5, λ_k = 0.001, k_0 = 0, batch 16. `--h 64 --g-lr-scale 1 --init torch
+--beta1 0.5` is the notebook's former configuration, whose k_t collapses.
+
+Runtime: one run of 1,500 steps takes about 5 minutes on one thread of a 2-core machine shared
+with four other jobs (load ~8); the training dominates, the judge takes seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import colabkit as ck
+import colabkit.nbcells
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from digits import Judge, load_digits, markdown_table  # noqa: E402
+
+nb = colabkit.nbcells.load(REPO / "notebooks" / "01_began.py")
+
+# The notebook's defaults, at a reduced width (n) for 16×16 digits on two CPU cores.
+DEFAULTS = dict(size=16, n=8, h=8, z=None, batch=16, steps=1500,
+                lr=1e-4, g_lr_scale=4.0, beta1=0.9, beta2=0.999, init="xavier", gamma=0.5, lambda_k=0.001, k_0=0.0,
+                window=500, patience=3, tolerance=0.01, lr_floor=2e-5, eval_every=500, eval_n=500,
+                warn_after=1000, seed=0, control=False)
+
+
+def make_config(**kw) -> dict:
+    cfg = dict(DEFAULTS)
+    unknown = set(kw) - set(cfg)
+    if unknown:
+        raise TypeError(f"unknown settings {sorted(unknown)}; known: {sorted(cfg)}")
+    cfg.update({k: v for k, v in kw.items() if v is not None})
+    if cfg["z"] is None:
+        cfg["z"] = cfg["h"]
+    return cfg
+
+
+_DIGITS: dict[int, torch.Tensor] = {}
+
+
+def digits_rgb(size: int) -> torch.Tensor:
+    """The training digits (the judge's own training split) as 3-channel images in [-1, 1]."""
+    if size not in _DIGITS:
+        train_x = load_digits(size)[0]
+        _DIGITS[size] = train_x.expand(-1, 3, -1, -1).contiguous()
+    return _DIGITS[size]
+
+
+def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
+    """Train one run as the notebook does (without the checkpointing): rows of figures every
+    cfg["eval_every"] steps, the final samples and the wall-clock."""
+    torch.manual_seed(cfg["seed"])
+    data = digits_rgb(cfg["size"])
+    G = nb.init_weights(nb.Generator(cfg["size"], cfg["n"], cfg["z"]), cfg["init"])
+    D = nb.init_weights(nb.Discriminator(cfg["size"], cfg["n"], cfg["h"]), cfg["init"])
+    betas = (cfg["beta1"], cfg["beta2"])
+    opt_G = nb.make_adam(G, cfg["lr"], betas, lr_scale=cfg["g_lr_scale"])
+    opt_D = nb.make_adam(D, cfg["lr"], betas)
+    prec = ck.Precision("fp32", "cpu")
+    scaler = prec.make_scaler()
+    train = ck.State(k_t=torch.tensor(cfg["k_0"]), lr=cfg["lr"], M_sum=torch.zeros(()), M_best=math.inf,
+                     stalled=0, halvings=0, k_max=torch.zeros(()), k_zero_steps=0)
+    lambda_k = 0.0 if cfg["control"] else cfg["lambda_k"]
+    z_fixed = nb.sample_z(cfg["eval_n"], cfg["z"], "cpu", generator=torch.Generator().manual_seed(10_000))
+    order = torch.Generator().manual_seed(cfg["seed"] + 1)
+    perm, pos = torch.randperm(len(data), generator=order), 0
+    rows, warnings = [], []
+    ratio_sum = M_sum = 0.0
+    since = 0
+    t0 = time.perf_counter()
+    for step in range(1, cfg["steps"] + 1):
+        if pos + cfg["batch"] > len(perm):
+            perm, pos = torch.randperm(len(data), generator=order), 0
+        x = data[perm[pos:pos + cfg["batch"]]]
+        pos += cfg["batch"]
+        out = nb.train_step(x, G, D, opt_G, opt_D, scaler, train, gamma=cfg["gamma"], lambda_k=lambda_k,
+                            precision=prec)
+        ratio_sum += float(out["L_G"] / out["L_x"])
+        M_sum += float(out["M_global"])
+        since += 1
+        train.k_max = torch.maximum(train.k_max, train.k_t)     # as the notebook's loop does
+        if step % cfg["window"] == 0:
+            nb.end_of_window(train, [opt_G, opt_D], window=cfg["window"], patience=cfg["patience"],
+                             tolerance=cfg["tolerance"], floor=cfg["lr_floor"])
+            msg = nb.watch_k(train, window=cfg["window"], warn_after=cfg["warn_after"])
+            if msg:
+                warnings.append((step, msg))
+        if step % cfg["eval_every"] == 0 or step == cfg["steps"]:
+            with torch.no_grad():
+                samples = G(z_fixed)
+            s = judge.score(samples)
+            row = dict(step=step, confident=s["confident"], classes=s["classes"], diversity=s["diversity"],
+                       M_global=M_sum / since, k_t=float(train.k_t), ratio=ratio_sum / since, lr=train.lr,
+                       counts=s["counts"], seconds=time.perf_counter() - t0)
+            rows.append(row)
+            ratio_sum = M_sum = 0.0
+            since = 0
+            log(f"  {'control' if cfg['control'] else 'working'} seed {cfg['seed']} step {step:>5}: "
+                f"confident {row['confident']:.1%}, classes {row['classes']}, diversity {row['diversity']:.3f}, "
+                f"M {row['M_global']:.4f}, k_t {row['k_t']:.4f}, L(G)/L(x) {row['ratio']:.3f}, lr {train.lr:.2g}, "
+                f"counts {row['counts']} ({row['seconds']:.0f} s)")
+    with torch.no_grad():
+        final = G(z_fixed[:100])
+    return dict(rows=rows, samples=final, seconds=time.perf_counter() - t0, warnings=warnings,
+                k_t=float(train.k_t), lr=train.lr)
+
+
+def save_grid(samples: torch.Tensor, path: Path, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = ck.image_grid(samples, nrow=10)
+    fig, ax = plt.subplots(figsize=(5, 5.3))
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--steps", type=int)
+    p.add_argument("--size", type=int, choices=[16, 32])
+    p.add_argument("--n", type=int, help="filters of the first scale")
+    p.add_argument("--h", type=int, help="bottleneck size")
+    p.add_argument("--z", type=int, help="noise size (default: = h)")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--lr-floor", type=float)
+    p.add_argument("--g-lr-scale", "--g-lr-mult", dest="g_lr_scale", type=float,
+                   help="G's learning rate as a multiple of D's (the notebook's G_LR_SCALE)")
+    p.add_argument("--beta1", type=float)
+    p.add_argument("--beta2", type=float)
+    p.add_argument("--init", choices=["xavier", "torch"])
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--lambda-k", type=float)
+    p.add_argument("--window", type=int, help="lr-stall window (steps)")
+    p.add_argument("--patience", type=int)
+    p.add_argument("--tolerance", type=float)
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--eval-n", type=int)
+    p.add_argument("--warn-after", type=int, help="steps of k_t at 0 before the notebook's warning")
+    p.add_argument("--no-control", action="store_true", help="only the working run")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--label", default="", help="name of this configuration in the JSON")
+    p.add_argument("--out", default=str(REPO / "runs" / "learn-began"))
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    keys = [k for k in DEFAULTS if k not in ("seed", "control")]
+    cfg = make_config(**{k: getattr(args, k, None) for k in keys})
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    judge = Judge(cfg["size"])
+    real = judge.real
+    print(f"judge: {judge.accuracy:.1%} accurate on held-out real digits; real digits: confident "
+          f"{real['confident']:.1%}, classes {real['classes']}, diversity {real['diversity']:.3f} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    print("config:", json.dumps(cfg))
+    results = []
+    for seed in args.seeds:
+        for control in ([False] if args.no_control else [False, True]):
+            c = dict(cfg, seed=seed, control=control)
+            r = train_began(c, judge)
+            name = f"{'control' if control else 'working'}-seed{seed}"
+            save_grid(r["samples"], out / f"{args.label or 'run'}-{name}.png",
+                      f"{name}: {c['steps']} steps, n={c['n']} h={c['h']} lr={c['lr']:g} (G ×{c['g_lr_scale']:g}) "
+                      f"β1={c['beta1']} init={c['init']}")
+            results.append(dict(seed=seed, control=control, config=c, rows=r["rows"], seconds=r["seconds"],
+                                warnings=r["warnings"]))
+    header = ["run", "step", "confident", "classes ≥ 3 %", "diversity (real {:.3f})".format(real["diversity"]),
+              "M_global", "k_t", "L(G)/L(x)"]
+    rows = []
+    for r in results:
+        for row in r["rows"]:
+            rows.append([f"{'control' if r['control'] else 'working'} s{r['seed']}", row["step"],
+                         f"{row['confident']:.1%}", row["classes"], row["diversity"], row["M_global"], row["k_t"],
+                         row["ratio"]])
+    print()
+    print(markdown_table(header, rows))
+    print()
+    for r in results:
+        last = r["rows"][-1]
+        print(f"{'control' if r['control'] else 'working'} seed {r['seed']}: {r['seconds']:.0f} s, final counts "
+              f"{last['counts']}" + (f", warnings at steps {[w[0] for w in r['warnings']]}" if r["warnings"] else ""))
+    print(f"total {time.perf_counter() - t0:.0f} s with {args.threads} threads")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.label or 'run'}.json").write_text(json.dumps(dict(real=real, results=results), indent=1))
+
+
+if __name__ == "__main__":
+    main()
