@@ -14,14 +14,20 @@ For each case the plain loader and the resumable loader are built once (persiste
 there are any), warmed up by one epoch, then timed one epoch at a time, alternating which goes first
 (A B, B A, ...); the best epoch of each is kept. Ratio = resumable / plain images per second (one
 CycleGAN sample is an X and a Y image; it counts as one). Other processes may be running: only
-ratios measured within one process mean anything, and even they move by a few percent. The main
-process uses one torch thread, like the workers.
+ratios measured within one process mean anything, and on a busy machine even they swing, since the
+scheduler hands the workers different shares of the cores from one epoch to the next. So the CPU
+time each loader spends per image (this process and its workers, from /proc, over all timed
+epochs) is printed too, with its ratio plain / resumable: it is the loader's own cost, and depends
+much less on the load. Last, the CPU time ResumableLoader itself adds per batch (seeding, and in
+the main process saving and restoring the global generators), timed on its own. The main process
+uses one torch thread, like the workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -74,10 +80,33 @@ def count(batch) -> int:
     return len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
 
 
-def epoch_rate(make_iter) -> float:
-    t0 = time.perf_counter()
+CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def worker_pids(loader: DataLoader) -> list[int]:
+    """The persistent worker processes of a DataLoader (after its first epoch)."""
+    it = getattr(loader, "_iterator", None)
+    return [w.pid for w in getattr(it, "_workers", [])]
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time used so far by this process (all threads) and the given workers; None without /proc."""
+    total = time.process_time()
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK    # utime + stime
+    return total
+
+
+def timed_epoch(make_iter, pids) -> tuple[int, float, float | None]:
+    """Images, wall seconds and CPU seconds (main process + workers) of one epoch."""
+    c0, t0 = cpu_seconds(pids()), time.perf_counter()
     n = sum(count(b) for b in make_iter())
-    return n / (time.perf_counter() - t0)
+    wall, c1 = time.perf_counter() - t0, cpu_seconds(pids())
+    return n, wall, (c1 - c0) if c0 is not None and c1 is not None else None
 
 
 def compare(dataset, batch: int, workers: int, rounds: int) -> dict:
@@ -94,14 +123,61 @@ def compare(dataset, batch: int, workers: int, rounds: int) -> dict:
         epochs["resumable"] += 1
         return resumable.epoch_batches(epochs["resumable"])
 
-    runs = {"plain": run_plain, "resumable": run_resumable}
-    for f in runs.values():   # warm-up: starts the persistent workers, fills caches
-        epoch_rate(f)
+    runs = {"plain": (run_plain, lambda: worker_pids(plain)),
+            "resumable": (run_resumable, lambda: worker_pids(resumable._loader))}
+    for f, pids in runs.values():   # warm-up: starts the persistent workers, fills caches
+        timed_epoch(f, pids)
     best = {"plain": 0.0, "resumable": 0.0}
+    cpu = {"plain": [0, 0.0], "resumable": [0, 0.0]}     # images, CPU seconds over all timed epochs
     for r in range(rounds):
         for name in (("plain", "resumable") if r % 2 == 0 else ("resumable", "plain")):
-            best[name] = max(best[name], epoch_rate(runs[name]))
-    return {"plain": best["plain"], "resumable": best["resumable"], "ratio": best["resumable"] / best["plain"]}
+            n, wall, c = timed_epoch(*runs[name])
+            best[name] = max(best[name], n / wall)
+            if c is not None and cpu[name] is not None:
+                cpu[name][0] += n
+                cpu[name][1] += c
+            else:
+                cpu[name] = None
+    out = {"plain": best["plain"], "resumable": best["resumable"], "ratio": best["resumable"] / best["plain"]}
+    if cpu["plain"] and cpu["resumable"] and cpu["plain"][1] > 0 and cpu["resumable"][1] > 0:
+        out["cpu_us_plain"] = cpu["plain"][1] / cpu["plain"][0] * 1e6
+        out["cpu_us_resumable"] = cpu["resumable"][1] / cpu["resumable"][0] * 1e6
+        out["cpu_ratio"] = out["cpu_us_plain"] / out["cpu_us_resumable"]
+    return out
+
+
+def own_cost(calls: int = 2000, repeats: int = 5) -> dict | None:
+    """CPU µs ResumableLoader adds per batch, whatever the data: in the main process (save, seed and
+    restore the three global generators) and in a worker process (seed only). Best of `repeats`."""
+    try:
+        from colabkit.loader import _seed_globals, _SeededBatches
+    except ImportError:   # a colabkit from before per-batch seeding
+        return None
+    seeded = _SeededBatches([], collate_fn=lambda samples: samples)
+    key = ([], 0x123456789ABCDEF)
+
+    def best(f):
+        out = float("inf")
+        for _ in range(repeats):
+            c = time.process_time()
+            for _ in range(calls):
+                f()
+            out = min(out, (time.process_time() - c) / calls * 1e6)
+        return out
+
+    return {"main_us_per_batch": best(lambda: seeded[key]), "worker_us_per_batch": best(lambda: _seed_globals(key[1]))}
+
+
+def table(results: list[dict]) -> list[str]:
+    """The markdown table (bench/report.py prints the same one)."""
+    lines = ["| data | workers | plain DataLoader | ck.ResumableLoader | ratio | CPU µs/image, plain | "
+             "CPU µs/image, resumable | CPU ratio |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        cpu = (f"{r['cpu_us_plain']:,.0f} | {r['cpu_us_resumable']:,.0f} | {r['cpu_ratio']:.2f}"
+               if "cpu_ratio" in r else "— | — | —")
+        lines.append(f"| {r['case']}: {r['data']} | {r['workers']} | {r['plain']:,.0f} img/s | "
+                     f"{r['resumable']:,.0f} img/s | {r['ratio']:.2f} | {cpu} |")
+    return lines
 
 
 def main():
@@ -135,18 +211,23 @@ def main():
             for w in args.workers:
                 r = compare(dataset, batch, w, rounds)
                 results.append({"case": case, "data": what, "workers": w, **r})
+                cpu = (f"; CPU per image {r['cpu_us_plain']:,.0f} vs {r['cpu_us_resumable']:,.0f} µs, ratio "
+                       f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "")
                 print(f"{case:5s} workers={w}: plain {r['plain']:9,.0f} img/s  resumable {r['resumable']:9,.0f} img/s"
-                      f"  ratio {r['ratio']:.2f}", flush=True)
+                      f"  ratio {r['ratio']:.2f}{cpu}", flush=True)
 
+    cost = own_cost()
+    if cost:
+        print(f"\nResumableLoader's own CPU cost per batch: {cost['main_us_per_batch']:.0f} µs in the main process "
+              f"(save, seed, restore Python's, NumPy's and torch's generators), {cost['worker_us_per_batch']:.0f} µs "
+              f"in a worker (seed only)")
     print(f"\ntorch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads; best of {rounds} epochs each, alternated\n")
-    print("| data | workers | plain DataLoader | ck.ResumableLoader | ratio |")
-    print("|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['case']}: {r['data']} | {r['workers']} | {r['plain']:,.0f} img/s | {r['resumable']:,.0f} img/s "
-              f"| {r['ratio']:.2f} |")
+    for line in table(results):
+        print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rounds": rounds, "smoke": args.smoke, "results": results}, indent=1))
+        summary = {"rounds": rounds, "smoke": args.smoke, "results": results, "own_cost": cost}
+        Path(args.json).write_text(json.dumps(summary, indent=1))
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import random
+import struct
 import sys
 from collections.abc import Iterator
 
@@ -112,6 +113,52 @@ class _NumpyGlobal:
             rs.set_state(("MT19937", key, pos, 1, cached))
 
 
+class _PythonGlobal:
+    """Save and restore the `random` module's generator in about a µs (getstate builds 625 ints).
+
+    On CPython its state is the C struct after the object header (an int index, then 624 words),
+    which ctypes copies, plus the instance's gauss_next. The layout is checked against getstate()
+    once, on a generator of its own; elsewhere (or if the check fails) getstate/setstate are used.
+    """
+
+    SIZE = 4 + 624 * 4
+
+    def __init__(self):
+        self.offset = self._layout_offset()
+
+    def _layout_offset(self) -> int | None:
+        try:
+            import _random
+            off = object.__basicsize__                  # PyObject_HEAD
+            if sys.implementation.name != "cpython" or _random.Random.__basicsize__ < off + self.SIZE:
+                return None
+            r = random.Random(20240601)
+            r.random()
+            words = struct.pack("=i", r.getstate()[1][-1]) + struct.pack("=624I", *r.getstate()[1][:-1])
+            if ctypes.string_at(id(r) + off, self.SIZE) != words:
+                return None
+            other = random.Random(7)
+            ctypes.memmove(id(other) + off, words, self.SIZE)
+            return off if other.getstate() == r.getstate() else None
+        except Exception:   # noqa: BLE001  (another implementation or layout: use the slow path)
+            return None
+
+    def save(self):
+        inst = random._inst
+        if self.offset is None or getattr(random.random, "__self__", None) is not inst:
+            return None, random.getstate()
+        return ctypes.string_at(id(inst) + self.offset, self.SIZE), inst.gauss_next
+
+    def restore(self, saved) -> None:
+        words, other = saved
+        if words is None:
+            random.setstate(other)
+            return
+        inst = random._inst
+        ctypes.memmove(id(inst) + self.offset, words, self.SIZE)
+        inst.gauss_next = other
+
+
 class _SeededBatches(Dataset):
     """dataset[(indices, seed)]: the collated batch of those samples drawn under that seed.
 
@@ -122,7 +169,7 @@ class _SeededBatches(Dataset):
     def __init__(self, dataset, collate_fn):
         self.dataset = dataset
         self.collate_fn = collate_fn or default_collate
-        self.numpy_global = _NumpyGlobal()
+        self.numpy_global, self.python_global = _NumpyGlobal(), _PythonGlobal()
 
     def __len__(self):
         return len(self.dataset)
@@ -135,12 +182,12 @@ class _SeededBatches(Dataset):
         indices, seed = key
         if get_worker_info() is not None:
             return self._load(indices, seed)
-        py_state, torch_state = random.getstate(), torch.default_generator.get_state()
+        py_state, torch_state = self.python_global.save(), torch.default_generator.get_state()
         np_state = self.numpy_global.save()
         try:
             return self._load(indices, seed)
         finally:
-            random.setstate(py_state)
+            self.python_global.restore(py_state)
             torch.default_generator.set_state(torch_state)
             self.numpy_global.restore(np_state)
 

@@ -79,9 +79,11 @@ def seed_all(odd_normals: bool):
 
 @pytest.fixture(params=["fast", "slow", "pcg64"])
 def numpy_path(request, monkeypatch):
-    """The three ways the main process's NumPy state is kept: ctypes copy, get/set_state, another bit generator."""
+    """The ways the main process's generators are kept: ctypes copies; get/set_state for NumPy and
+    getstate/setstate for Python; NumPy's global RandomState on another bit generator."""
     if request.param == "slow":
         monkeypatch.setattr(loader_mod._NumpyGlobal, "_layout_is_known", lambda self: False)
+        monkeypatch.setattr(loader_mod._PythonGlobal, "_layout_offset", lambda self: None)
     if request.param == "pcg64":
         original = np.random.mtrand._rand._bit_generator
         np.random.set_bit_generator(np.random.PCG64(0))
@@ -91,8 +93,9 @@ def numpy_path(request, monkeypatch):
         yield request.param
 
 
-def test_the_fast_numpy_path_is_taken_here():
-    assert loader_mod._NumpyGlobal().fast   # else the ctypes copy is never exercised on this machine
+def test_the_fast_paths_are_taken_here():
+    # else the ctypes copies are never exercised on this machine
+    assert loader_mod._NumpyGlobal().fast and loader_mod._PythonGlobal().offset is not None
 
 
 @pytest.mark.parametrize("odd_normals", [False, True])
