@@ -120,7 +120,7 @@ def kill_and_resume(nb: str, root: Path, budget: Budget, logs: Path) -> dict:
         if ref["status"] != "ok":
             return {**rec, "status": f"reference run {ref['status']}", "seconds": time.monotonic() - t0}
         folder = root / "cut" / "home"
-        killed = _kill_after_first_checkpoint(cmd, env_cut, folder)
+        killed = _kill_after_first_checkpoint(cmd, env_cut, folder, timeout=limit - (time.monotonic() - t0))
         (logs / f"resume-{nb}-killed.txt").write_text(killed)
         rest = run_step(f"resume-{nb}-restarted", cmd, limit - (time.monotonic() - t0), logs, env=env_cut)
         if rest["status"] != "ok":
@@ -146,13 +146,14 @@ def kill_and_resume(nb: str, root: Path, budget: Budget, logs: Path) -> dict:
     return rec
 
 
-def _kill_after_first_checkpoint(cmd, env, home: Path) -> str:
-    """SIGKILL once a complete checkpoint exists anywhere under home/<run>/train/checkpoints."""
+def _kill_after_first_checkpoint(cmd, env, home: Path, timeout: float) -> str:
+    """SIGKILL once a complete checkpoint exists anywhere under home/<run>/train/checkpoints (or
+    after `timeout` seconds in all)."""
+    t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
-    out = _read_until(proc, "[train] ", timeout=300)
-    t0 = time.monotonic()
-    while proc.poll() is None and time.monotonic() - t0 < 120:
+    out = _read_until(proc, "[train] ", timeout=max(timeout, 1))
+    while proc.poll() is None and time.monotonic() - t0 < timeout:
         if any(newest_complete_step(f) is not None for f in home.glob("*/train/checkpoints")):
             break
         time.sleep(0.01)
@@ -338,9 +339,10 @@ def main() -> int:
                 concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
             tmp = Path(tmp)
             # each run's limit is what is left when it starts (minus a margin): the pool cannot outlast the budget
+            # the kill-and-resume first: its three runs are sequential, the smoke runs fill the other slots
+            resume = pool.submit(kill_and_resume, RESUME_NOTEBOOK, tmp / "resume", budget, logs)
             jobs = [pool.submit(notebook_smoke, nb, p, tmp, budget, logs)
                     for nb in args.notebooks for p in ("bf16", "fp16")]
-            resume = pool.submit(kill_and_resume, RESUME_NOTEBOOK, tmp / "resume", budget, logs)
             steps["notebooks"] = [j.result() for j in jobs]
             steps["resume"] = resume.result()
         for r in steps["notebooks"]:
