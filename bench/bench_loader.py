@@ -1,0 +1,235 @@
+"""ck.ResumableLoader against a plain shuffled DataLoader: same data, same transform, same process.
+
+    python bench/bench_loader.py                # about 2 minutes on 2 CPU cores
+    python bench/bench_loader.py --smoke        # a few seconds: proves the script runs
+    python bench/bench_loader.py --json out.json
+
+Two data sets, each at 0 and 2 worker processes:
+  cifar   in memory, CIFAR-sized: N × 3 × 32 × 32 uint8, scaled to [-1, 1] and flipped left-right
+          half the time with torch.rand (the transform of 00_start_here's ImageFolderGAN), batch 16
+  jpeg    a folder of 256 × 256 JPEGs like horse2zebra's, read by 02_cyclegan's own UnalignedPairs
+          and train_transform (resize to 286, random 256 crop, flip, [-1, 1]; the Y image drawn with
+          Python's random), batch 1 as in the paper
+For each case the plain loader and the resumable loader are built once (persistent workers when
+there are any), warmed up by one epoch, then timed one epoch at a time, alternating which goes first
+(A B, B A, ...); the best epoch of each is kept. Ratio = resumable / plain images per second (one
+CycleGAN sample is an X and a Y image; it counts as one). Other processes may be running: only
+ratios measured within one process mean anything, and on a busy machine even they swing, since the
+scheduler hands the workers different shares of the cores from one epoch to the next. So the CPU
+time each loader spends per image (this process and its workers, from /proc, over all timed
+epochs) is printed too, with its ratio plain / resumable: it is the loader's own cost, and depends
+much less on the load. Last, the CPU time ResumableLoader itself adds per batch (seeding, and in
+the main process saving and restoring the global generators), timed on its own. The main process
+uses one torch thread, like the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+import colabkit as ck
+import colabkit.nbcells
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class InMemoryFlip(Dataset):
+    """uint8 images (N, 3, S, S) -> float in [-1, 1], flipped left-right half the time."""
+
+    def __init__(self, images_uint8):
+        self.images = images_uint8
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        x = self.images[i].float() / 127.5 - 1
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return x
+
+
+def jpeg_folder(root: Path, n: int, size: int = 256, seed: int = 0) -> list[Path]:
+    """n photo-like JPEGs (smooth gradients plus noise, so they do not compress to nothing)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    root.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        a, b, c = rng.uniform(0.5, 3, 3)
+        base = np.stack([np.sin(a * 6 * xx + i), np.cos(b * 6 * yy), np.sin(c * 6 * (xx + yy))], -1)
+        img = np.clip((base * 0.4 + 0.5) * 255 + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        files.append(root / f"{i:04d}.jpg")
+        Image.fromarray(img).save(files[-1], quality=90)
+    return files
+
+
+def count(batch) -> int:
+    return len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def worker_pids(loader: DataLoader) -> list[int]:
+    """The persistent worker processes of a DataLoader (after its first epoch)."""
+    it = getattr(loader, "_iterator", None)
+    return [w.pid for w in getattr(it, "_workers", [])]
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time used so far by this process (all threads) and the given workers; None without /proc."""
+    total = time.process_time()
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICK    # utime + stime
+    return total
+
+
+def timed_epoch(make_iter, pids) -> tuple[int, float, float | None]:
+    """Images, wall seconds and CPU seconds (main process + workers) of one epoch."""
+    c0, t0 = cpu_seconds(pids()), time.perf_counter()
+    n = sum(count(b) for b in make_iter())
+    wall, c1 = time.perf_counter() - t0, cpu_seconds(pids())
+    return n, wall, (c1 - c0) if c0 is not None and c1 is not None else None
+
+
+def compare(dataset, batch: int, workers: int, rounds: int) -> dict:
+    plain = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
+                       persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    resumable = ck.ResumableLoader(dataset, batch_size=batch, seed=0, num_workers=workers)
+    epochs = {"plain": 0, "resumable": 0}
+
+    def run_plain():
+        epochs["plain"] += 1
+        return iter(plain)
+
+    def run_resumable():
+        epochs["resumable"] += 1
+        return resumable.epoch_batches(epochs["resumable"])
+
+    runs = {"plain": (run_plain, lambda: worker_pids(plain)),
+            "resumable": (run_resumable, lambda: worker_pids(resumable._loader))}
+    for f, pids in runs.values():   # warm-up: starts the persistent workers, fills caches
+        timed_epoch(f, pids)
+    best = {"plain": 0.0, "resumable": 0.0}
+    cpu = {"plain": [0, 0.0], "resumable": [0, 0.0]}     # images, CPU seconds over all timed epochs
+    for r in range(rounds):
+        for name in (("plain", "resumable") if r % 2 == 0 else ("resumable", "plain")):
+            n, wall, c = timed_epoch(*runs[name])
+            best[name] = max(best[name], n / wall)
+            if c is not None and cpu[name] is not None:
+                cpu[name][0] += n
+                cpu[name][1] += c
+            else:
+                cpu[name] = None
+    out = {"plain": best["plain"], "resumable": best["resumable"], "ratio": best["resumable"] / best["plain"]}
+    if cpu["plain"] and cpu["resumable"] and cpu["plain"][1] > 0 and cpu["resumable"][1] > 0:
+        out["cpu_us_plain"] = cpu["plain"][1] / cpu["plain"][0] * 1e6
+        out["cpu_us_resumable"] = cpu["resumable"][1] / cpu["resumable"][0] * 1e6
+        out["cpu_ratio"] = out["cpu_us_plain"] / out["cpu_us_resumable"]
+    return out
+
+
+def own_cost(calls: int = 2000, repeats: int = 5) -> dict | None:
+    """CPU µs ResumableLoader adds per batch, whatever the data: in the main process (save, seed and
+    restore the three global generators) and in a worker process (seed only). Best of `repeats`."""
+    try:
+        from colabkit.loader import _seed_globals, _SeededBatches
+    except ImportError:   # a colabkit from before per-batch seeding
+        return None
+    seeded = _SeededBatches([], collate_fn=lambda samples: samples)
+    key = ([], 0x123456789ABCDEF)
+
+    def best(f):
+        out = float("inf")
+        for _ in range(repeats):
+            c = time.process_time()
+            for _ in range(calls):
+                f()
+            out = min(out, (time.process_time() - c) / calls * 1e6)
+        return out
+
+    return {"main_us_per_batch": best(lambda: seeded[key]), "worker_us_per_batch": best(lambda: _seed_globals(key[1]))}
+
+
+def table(results: list[dict]) -> list[str]:
+    """The markdown table (bench/report.py prints the same one)."""
+    lines = ["| data | workers | plain DataLoader | ck.ResumableLoader | ratio | CPU µs/image, plain | "
+             "CPU µs/image, resumable | CPU ratio |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        cpu = (f"{r['cpu_us_plain']:,.0f} | {r['cpu_us_resumable']:,.0f} | {r['cpu_ratio']:.2f}"
+               if "cpu_ratio" in r else "— | — | —")
+        lines.append(f"| {r['case']}: {r['data']} | {r['workers']} | {r['plain']:,.0f} img/s | "
+                     f"{r['resumable']:,.0f} img/s | {r['ratio']:.2f} | {cpu} |")
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs")
+    ap.add_argument("--rounds", type=int, default=None, help="timed epochs per loader (default 5; smoke 1)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--cases", nargs="+", default=["cifar", "jpeg"], choices=["cifar", "jpeg"])
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    rounds = args.rounds or (1 if args.smoke else 5)
+    cifar_batches = 20 if args.smoke else 400
+    jpeg_n = (6, 8) if args.smoke else (40, 48)
+    torch.manual_seed(0)
+    # One intra-op thread, as in DataLoader's workers: on a shared 2-core machine two OpenMP threads
+    # on tensors this small spend most of their time waiting for each other (10× slower per image).
+    torch.set_num_threads(1)
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases:
+            if case == "cifar":
+                images = torch.randint(0, 256, (16 * cifar_batches, 3, 32, 32), dtype=torch.uint8)
+                dataset, batch, what = InMemoryFlip(images), 16, f"{len(images):,} × 3×32×32 uint8, batch 16"
+            else:
+                nb = colabkit.nbcells.load(REPO / "notebooks" / "02_cyclegan.py")
+                xs = jpeg_folder(Path(tmp) / "trainA", jpeg_n[0], seed=1)
+                ys = jpeg_folder(Path(tmp) / "trainB", jpeg_n[1], seed=2)
+                dataset = nb.UnalignedPairs(xs, ys, nb.train_transform(286, 256))
+                batch, what = 1, f"{len(xs)} + {len(ys)} JPEGs 256×256 → 286 → crop 256, batch 1"
+            for w in args.workers:
+                r = compare(dataset, batch, w, rounds)
+                results.append({"case": case, "data": what, "workers": w, **r})
+                cpu = (f"; CPU per image {r['cpu_us_plain']:,.0f} vs {r['cpu_us_resumable']:,.0f} µs, ratio "
+                       f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "")
+                print(f"{case:5s} workers={w}: plain {r['plain']:9,.0f} img/s  resumable {r['resumable']:9,.0f} img/s"
+                      f"  ratio {r['ratio']:.2f}{cpu}", flush=True)
+
+    cost = own_cost()
+    if cost:
+        print(f"\nResumableLoader's own CPU cost per batch: {cost['main_us_per_batch']:.0f} µs in the main process "
+              f"(save, seed, restore Python's, NumPy's and torch's generators), {cost['worker_us_per_batch']:.0f} µs "
+              f"in a worker (seed only)")
+    print(f"\ntorch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads; best of {rounds} epochs each, alternated\n")
+    for line in table(results):
+        print(line)
+    if args.json:
+        summary = {"rounds": rounds, "smoke": args.smoke, "results": results, "own_cost": cost}
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
