@@ -660,8 +660,8 @@ class ImageFolderGAN(torch.utils.data.Dataset):
 # %% [markdown]
 # ### The data
 # The stand-in JPEGs, decoded once, resized to `IMAGE_SIZE` with antialiasing and kept in memory as
-# uint8. `ck.ResumableLoader` draws each epoch's order, and each sample's random flip, from
-# (seed, epoch, position). So a run resumed in the middle of an epoch sees exactly the batches the
+# uint8. `ck.ResumableLoader` draws each epoch's order, and each batch's random flips, from
+# (seed, epoch, batch index). So a run resumed in the middle of an epoch sees exactly the batches the
 # uninterrupted run saw, without having to save the loader itself.
 
 # %%

@@ -171,7 +171,7 @@ run = ck.setup(f"cyclegan-{DATASET}", config=cfg)
 # appear twice). Each image is resized to 286×286, cropped at a random place to 256×256, flipped
 # left-right half the time and scaled to $[-1, 1]$ (the generators end in tanh).
 #
-# `ck.ResumableLoader` draws every sample under a seed made from (seed, epoch, index), so the
+# `ck.ResumableLoader` draws every batch under a seed made from (seed, epoch, batch index), so the
 # random zebra, crop and flip of step $s$ are the same whether or not the run was interrupted
 # before it.
 
