@@ -1081,6 +1081,13 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 # the painting sets: A = paintings) and were not checked against the files. `facades` has
 # released generators (`facades_photo2label`, `facades_label2photo`), but which of its folders
 # holds the photos was not checked, so they are left out; `ae_photos` has none.
+#
+# That these definitions learn an unpaired translation at all is checked on real data by the
+# learning benchmark `bench/learn_cyclegan.py`: this notebook's networks and losses, at a reduced
+# size, on unpaired real digits (X: grey digits; Y: the same digits thickened, shifted and drawn blue
+# on cream, which no per-pixel map can do), scored on held-back true pairs. With the cycle loss 95 %
+# of translated digits keep their class (L1 to the true counterpart 0.033); with $\lambda_{cyc} = 0$,
+# 23 % (L1 0.074); 5 seeds, 500 steps each.
 
 # %% tags=["lib"]
 import io

@@ -1071,6 +1071,14 @@ ck.show_images(img_fixed, nrow=4, title="Stage-II: the 8 fixed test captions")
 # COCO and Oxford), each with its own sample counts and real sets: context, not a target. In smoke
 # mode a tiny random network stands in for Inception: **those numbers mean nothing**; they only
 # prove the code path runs.
+#
+# What these definitions learn from text is checked on real data by the learning benchmark
+# `bench/learn_stackgan.py`: Stage-I (16×16) and Stage-II (32×32) at reduced width on scikit-learn's
+# real digits, drawn in the colour and stroke width their generated caption names ("a thick red
+# seven", embedded with the MiniLM fallback), read back for held-out captions beside a control
+# trained with captions shuffled against images. Within its CPU budget both stages learn the
+# caption's colour (99–100 % against 24–27 % for the control) but **not the digit** (10 %, chance):
+# an open finding, not yet explained.
 
 # %% tags=["lib"]
 import colabkit as ck
