@@ -37,28 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import colabkit as ck
 import colabkit.nbcells
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class InMemoryFlip(Dataset):
-    """uint8 images (N, 3, S, S) -> float in [-1, 1], flipped left-right half the time."""
-
-    def __init__(self, images_uint8):
-        self.images = images_uint8
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        x = self.images[i].float() / 127.5 - 1
-        if torch.rand(()) < 0.5:
-            x = x.flip(-1)
-        return x
 
 
 def jpeg_folder(root: Path, n: int, size: int = 256, seed: int = 0) -> list[Path]:
@@ -201,7 +185,10 @@ def main():
         for case in args.cases:
             if case == "cifar":
                 images = torch.randint(0, 256, (16 * cifar_batches, 3, 32, 32), dtype=torch.uint8)
-                dataset, batch, what = InMemoryFlip(images), 16, f"{len(images):,} × 3×32×32 uint8, batch 16"
+                # Notebook 00's own in-memory data set (uint8 → [-1, 1], random flip), not a copy of it.
+                nb = colabkit.nbcells.load(REPO / "notebooks" / "00_start_here.py")
+                dataset, batch = nb.ImageFolderGAN(images), 16
+                what = f"{len(images):,} × 3×32×32 uint8, batch 16"
             else:
                 nb = colabkit.nbcells.load(REPO / "notebooks" / "02_cyclegan.py")
                 xs = jpeg_folder(Path(tmp) / "trainA", jpeg_n[0], seed=1)

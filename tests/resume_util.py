@@ -22,6 +22,14 @@ def env_for(home: Path, work: Path, **extra) -> dict:
     return env
 
 
+def isolate_colabkit(monkeypatch, home, work) -> None:
+    """Point colabkit at throw-away folders and clear the variables that change a loop's behaviour."""
+    monkeypatch.setenv("COLABKIT_HOME", str(home))
+    monkeypatch.setenv("COLABKIT_WORK", str(work))
+    for name in ("COLABKIT_SMOKE", "COLABKIT_SAVE_EVERY_STEPS", "COLABKIT_TAKE_OVER"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600) -> str:
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

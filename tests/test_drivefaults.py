@@ -16,6 +16,7 @@ import time
 import pytest
 import torch
 from fakefiles import FakeFile
+from resume_util import isolate_colabkit
 from torch import nn
 
 import colabkit as ck
@@ -27,11 +28,7 @@ from colabkit.store import LocalStore, StoreError
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     (tmp_path / "drive").mkdir()   # the mounted Drive
-    monkeypatch.setenv("COLABKIT_HOME", str(tmp_path / "drive" / "colabkit"))
-    monkeypatch.setenv("COLABKIT_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("COLABKIT_SMOKE", raising=False)
-    monkeypatch.delenv("COLABKIT_SAVE_EVERY_STEPS", raising=False)
-    monkeypatch.delenv("COLABKIT_TAKE_OVER", raising=False)
+    isolate_colabkit(monkeypatch, tmp_path / "drive" / "colabkit", tmp_path / "work")
     return tmp_path
 
 

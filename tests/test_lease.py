@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from resume_util import REPO, _read_until, env_for
+from resume_util import REPO, _read_until, env_for, isolate_colabkit
 from torch import nn
 
 import colabkit as ck
@@ -69,11 +69,7 @@ def test_a_second_process_on_the_same_run_refuses_to_train(tmp_path):
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("COLABKIT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLABKIT_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("COLABKIT_SMOKE", raising=False)
-    monkeypatch.delenv("COLABKIT_SAVE_EVERY_STEPS", raising=False)
-    monkeypatch.delenv("COLABKIT_TAKE_OVER", raising=False)
+    isolate_colabkit(monkeypatch, tmp_path / "home", tmp_path / "work")
     return tmp_path
 
 

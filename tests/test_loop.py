@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from resume_util import isolate_colabkit
 from torch import nn
 
 import colabkit as ck
@@ -10,10 +11,7 @@ import colabkit.loop as loop_mod
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("COLABKIT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLABKIT_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("COLABKIT_SMOKE", raising=False)
-    monkeypatch.delenv("COLABKIT_SAVE_EVERY_STEPS", raising=False)
+    isolate_colabkit(monkeypatch, tmp_path / "home", tmp_path / "work")
     return tmp_path
 
 
