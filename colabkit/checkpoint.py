@@ -598,13 +598,27 @@ class Lease:
         return f"{self.store.url}/{self.name}"
 
     def read(self) -> dict | None:
+        return self._read()[0]
+
+    def _read(self) -> tuple[dict | None, bool]:
+        """(the lease, whether the file was there but unreadable)."""
         try:
             info = json.loads(self.store.read_bytes(self.name).decode())
         except FileNotFoundError:
-            return None
+            return None, False
         except (ValueError, UnicodeDecodeError):
-            return None   # a torn or foreign file: treated as no lease, and replaced
-        return info if isinstance(info, dict) else None
+            return None, True   # a torn or foreign file: treated as no lease, and replaced
+        return (info, False) if isinstance(info, dict) else (None, True)
+
+    def _read_settled(self, tries: int = 3, pause_s: float = 0.1) -> dict | None:
+        """Read, giving a file caught half-written (a store without atomic renames) a moment to settle,
+        so a renewal does not overwrite another session's take-over that is still arriving."""
+        for _ in range(tries - 1):
+            info, torn = self._read()
+            if not torn:
+                return info
+            time.sleep(pause_s)
+        return self._read()[0]
 
     def _write(self, now: float) -> None:
         info = {"owner": self.owner, "host": self.host, "boot": self.boot, "pid": self.pid,
@@ -663,7 +677,7 @@ class Lease:
         if not self.held:
             return
         try:
-            info = self.read()
+            info = self._read_settled()
             if info is not None and info.get("owner") != self.owner:
                 self.held = False
                 raise LeaseLost(

@@ -2,6 +2,7 @@
 of the notebook, another VM) from training the same run while the first one does."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -86,11 +87,14 @@ def lease_path(home):
 
 
 def other_session(home, age_s, interval_s=60.0):
+    """Write the lease as another session does: whole, by a rename (a reader never sees it half-written)."""
     lease_path(home).parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    lease_path(home).write_text(json.dumps({
+    tmp = lease_path(home).with_name("other-session.tmp")
+    tmp.write_text(json.dumps({
         "owner": "someone-else", "host": "another-vm", "boot": "x", "pid": 4242, "started": now - 7200,
         "heartbeat": now - age_s, "interval_s": interval_s}))
+    os.replace(tmp, lease_path(home))
 
 
 def train(loop, extra):
@@ -169,9 +173,49 @@ def test_the_heartbeat_runs_between_saves_and_finds_a_take_over(home, monkeypatc
             time.sleep(0.02)
             if step % 10 == 0:
                 beats.append(json.loads(lease_path(home).read_text())["heartbeat"])
-            if step == 60:             # no save has happened yet; someone takes over
-                other_session(home, age_s=0)
+            if step == 60:             # no save has happened yet; someone takes over, between two beats
+                with loop.lease._lock:   # (a take-over racing a renewal is settled at the next beat instead)
+                    other_session(home, age_s=0)
     assert len(set(beats)) >= 4, beats          # renewed between saves, by the heartbeat alone
     assert 60 < extra.k_t < 200                 # noticed within a few beats, not at a save
     assert not (home / "home" / "t" / "train" / "checkpoints").exists()
     assert json.loads(lease_path(home).read_text())["owner"] == "someone-else"
+
+
+def test_a_renewal_that_finds_the_file_half_written_waits_for_it_instead_of_overwriting(tmp_path):
+    """On a store without atomic renames a reader can catch another session's take-over mid-write.
+    The renewal must not read that as 'no lease' and write its own over it."""
+    from colabkit.checkpoint import Lease
+    from colabkit.store import LocalStore
+
+    store = LocalStore(tmp_path)
+    lease = Lease(store, interval_s=3600)
+    lease.acquire()
+    try:
+        whole = json.dumps({"owner": "someone-else", "host": "another-vm", "boot": "x", "pid": 4242,
+                            "started": time.time(), "heartbeat": time.time(), "interval_s": 60.0})
+        (tmp_path / LEASE_NAME).write_text(whole[:17])          # the take-over, caught half-way
+        reads = []
+        real_read = lease._read
+
+        def read_then_finish():
+            got = real_read()
+            reads.append(got[1])
+            if len(reads) == 1:
+                (tmp_path / LEASE_NAME).write_text(whole)        # …and it lands a moment later
+            return got
+
+        lease._read = read_then_finish
+        with pytest.raises(LeaseLost, match="another-vm"):
+            lease.refresh()
+        assert reads[:2] == [True, False]
+        assert json.loads((tmp_path / LEASE_NAME).read_text())["owner"] == "someone-else"
+        # A file that stays unreadable is replaced: the holder keeps its run.
+        lease2 = Lease(LocalStore(tmp_path / "b"), interval_s=3600)
+        lease2.acquire()
+        (tmp_path / "b" / LEASE_NAME).write_text("{not json")
+        lease2.refresh()
+        assert json.loads((tmp_path / "b" / LEASE_NAME).read_text())["owner"] == lease2.owner
+        lease2.release()
+    finally:
+        lease.release()
