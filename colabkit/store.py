@@ -1,8 +1,14 @@
 """Where a run's files persist: a local folder (Google Drive is one, once mounted) or an fsspec URL.
 
-Every write goes to a temporary name in the destination folder and is renamed into place, so
-a reader never sees half a file under the real name. On Drive that matters twice: the VM can
-die mid-write, and Drive syncs a file some time after it is closed.
+Every write to a folder goes to a temporary name in the destination folder and is renamed into
+place, so a reader never sees half a file under the real name. On Drive that matters twice: the VM
+can die mid-write, and Drive syncs a file some time after it is closed.
+
+Object stores (an S3 or Google Cloud Storage bucket) have no rename: "moving" an object copies it
+and deletes the original, which doubles the upload and is not atomic. There a single PUT (or a
+multipart upload, which becomes visible only when it completes) is already all-or-nothing, so a
+write goes straight to the final name. The checkpoint layer reads every checkpoint back and checks
+its SHA-256 either way, and prunes only after that.
 """
 
 from __future__ import annotations
@@ -162,21 +168,50 @@ class LocalStore(Store):
         return gone
 
 
+# fsspec protocols whose writes are whole-object PUTs with no rename (see the module docstring).
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"})
+
+
 class FsspecStore(Store):
-    """Any fsspec file system: memory:// for tests, gs:// or s3:// when a learner outgrows Drive."""
+    """Any fsspec file system: memory:// for tests, gs:// or s3:// when a learner outgrows Drive.
+
+    A bucket's credentials and endpoint come from the usual places of its fsspec back end (for
+    s3fs: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL or ~/.aws; for gcsfs:
+    Application Default Credentials), nothing of colabkit's own.
+    """
 
     def __init__(self, url: str):
         import fsspec
 
-        self.fs, root = fsspec.core.url_to_fs(url)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except ImportError as exc:   # s3fs / gcsfs not installed
+            scheme = url.split("://", 1)[0]
+            raise ImportError(f"{url}: the {scheme}:// file system needs its fsspec back end ({exc}). Install it "
+                              "with pip install s3fs (for s3://) or pip install gcsfs (for gs://).") from exc
         self.root = root.rstrip("/")
         self.url = url.rstrip("/")
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
+        self.direct_put = bool(OBJECT_STORES.intersection(protocols))
 
     def _path(self, name: str) -> str:
         return f"{self.root}/{name}"
 
+    def _fresh(self) -> None:
+        # Another session (a VM, a rank) writes here too: listings must not come from this
+        # process's cache of an earlier listing.
+        self.fs.invalidate_cache()
+
     def write_bytes(self, name: str, data: bytes) -> None:
         path = self._path(name)
+        if self.direct_put:   # all-or-nothing already; a rename would be a second, non-atomic copy
+            try:
+                self.fs.pipe_file(path, bytes(data))
+            except OSError as exc:
+                raise _explain(exc, path) from exc
+            except Exception as exc:   # botocore / google errors that are not OSErrors
+                raise StoreError(errno.EIO, f"Could not write {path}: {type(exc).__name__}: {exc}") from exc
+            return
         folder, base = path.rsplit("/", 1)
         tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{base}"
         try:
@@ -194,6 +229,7 @@ class FsspecStore(Store):
         return self.fs.cat_file(self._path(name))
 
     def list(self, prefix: str = "") -> list[str]:
+        self._fresh()
         base = self._path(prefix).rstrip("/")
         if not self.fs.exists(base):
             return []
@@ -212,6 +248,7 @@ class FsspecStore(Store):
             pass
 
     def exists(self, name: str) -> bool:
+        self._fresh()
         return self.fs.isfile(self._path(name))
 
     def sub(self, folder: str) -> FsspecStore:
@@ -219,6 +256,7 @@ class FsspecStore(Store):
 
     def clean_temp(self) -> list[str]:
         gone = []
+        self._fresh()
         if self.fs.exists(self.root):
             for p in self.fs.find(self.root):
                 if p.rsplit("/", 1)[-1].startswith(TMP_PREFIX):

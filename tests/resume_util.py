@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from colabkit import assert_identical
@@ -39,13 +40,14 @@ def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600) -> st
 
 def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: int, done_marker: str,
                    min_delay: float, max_delay: float, sig=signal.SIGKILL, max_attempts: int = 40,
-                   wait_for: str | None = None, progress_folder: Path | None = None) -> dict:
+                   wait_for: str | None = None, progress_folder: Path | Callable | None = None) -> dict:
     """Start `cmd`; `kills` times, send `sig` after a random delay (measured from when the output shows
     `wait_for`, if given), then start it again; finally let it run to the end. Returns counts and logs.
 
     With `progress_folder`, the delay is measured from when that folder holds a complete checkpoint
     newer than the one the attempt started from: on a loaded machine a fixed delay after start can
-    end every attempt before its first save, and the run never gets anywhere."""
+    end every attempt before its first save, and the run never gets anywhere. A callable in its place
+    returns that newest complete step itself (for a bucket)."""
     rng = random.Random(seed)
     logs, killed, attempts = [], 0, 0
     while True:
@@ -55,11 +57,12 @@ def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: in
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
         if killed < kills:
-            start_step = newest_complete_step(progress_folder) if progress_folder else None
+            newest = progress_folder if callable(progress_folder) else lambda: newest_complete_step(progress_folder)
+            start_step = newest() if progress_folder else None
             out = _read_until(proc, wait_for, timeout=300) if wait_for else ""
             if progress_folder:
                 t0 = time.monotonic()
-                while (newest_complete_step(progress_folder) or -1) <= (start_step or -1) \
+                while (newest() or -1) <= (start_step or -1) \
                         and proc.poll() is None and time.monotonic() - t0 < 300:
                     time.sleep(0.01)
             time.sleep(rng.uniform(min_delay, max_delay))
