@@ -7,6 +7,7 @@ themselves live in the notebooks.
 
 import importlib
 
+from . import dist
 from .board import image_grid, plot_history, show, show_images, tensorboard
 from .checkpoint import (
     Checkpointer,
@@ -16,6 +17,7 @@ from .checkpoint import (
     LeaseHeld,
     LeaseLost,
     assert_identical,
+    unwrap,
 )
 from .env import (
     DeviceInfo,
@@ -47,6 +49,6 @@ __all__ = [
     "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "DriveUnavailable",
     "Interrupted", "LeaseHeld", "LeaseLost",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
-    "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "loopback", "metrics",
-    "mount_drive", "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard",
+    "StoreError", "assert_identical", "data", "detect_device", "dist", "image_grid", "in_colab", "loopback", "metrics",
+    "mount_drive", "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard", "unwrap",
 ]

@@ -49,8 +49,15 @@ def ckpt_name(step: int) -> str:
 # --- state capture -------------------------------------------------------------------------
 
 def unwrap(obj: Any) -> Any:
-    """The module behind a torch.compile wrapper, so saved keys carry no `_orig_mod.` prefix."""
-    return getattr(obj, "_orig_mod", obj)
+    """The module behind torch.compile and DistributedDataParallel wrappers, so saved keys carry no
+    `_orig_mod.` or `module.` prefix (a run saved by N processes loads in one, and the other way)."""
+    while True:
+        if isinstance(obj, torch.nn.parallel.DistributedDataParallel):
+            obj = obj.module
+        elif hasattr(obj, "_orig_mod"):
+            obj = obj._orig_mod
+        else:
+            return obj
 
 
 def to_host(obj: Any) -> Any:

@@ -8,13 +8,18 @@ import random
 import re
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .board import use_figure_folder
+from .dist import World
+from .dist import average as average_over
+from .dist import init as join_world
+from .dist import wrap as wrap_ddp
+from .loader import derive_seed
 from .store import Store, open_store
 
 DRIVE_MOUNT = "/content/drive"
@@ -153,10 +158,26 @@ class Run:
     data_dir: Path
     cache: Path
     seed: int
+    world: World = field(default_factory=World)
 
     @property
     def home(self) -> str:
         return self.store.url
+
+    @property
+    def main(self) -> bool:
+        """True in the process that prints, draws, evaluates and writes checkpoints (always, unless
+        the script was started by torchrun with several processes: then only in rank 0)."""
+        return self.world.main
+
+    def ddp(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` wrapped in DistributedDataParallel when several processes train (torchrun), the
+        module itself otherwise. Checkpoints store the module inside either way."""
+        return wrap_ddp(module, self.world, self.device)
+
+    def average(self, value: torch.Tensor) -> torch.Tensor:
+        """`value` averaged over the processes (itself when one process trains)."""
+        return average_over(self.world, value)
 
     def loop(self, name: str = "train", **kwargs):
         """A resumable training loop whose checkpoints live in <home>/<name>/ (see colabkit.loop.Loop)."""
@@ -217,6 +238,12 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
     deterministic = smoke if deterministic is None else deterministic
 
     info = detect_device(allow_cpu)
+    world = join_world(info.device.type)   # torchrun: join the process group, one GPU per process
+    if world.distributed and info.device.type == "cuda":
+        info = replace(info, device=torch.device("cuda", world.local_rank))
+    if world.distributed:
+        # The number of processes sets the global batch: resuming with another one is a new setting.
+        config = {**config, "world_size": world.size}
     prec = info.best_precision()
     precision = precision or os.environ.get("COLABKIT_PRECISION")
     if precision:
@@ -235,7 +262,11 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
     cache = Path(root) / "cache" if "://" not in root else work_root / "cache"
     cache.mkdir(parents=True, exist_ok=True)
 
-    seed_everything(seed)
+    # Each process draws its own noise (rank 0 as a single process would); DDP copies rank 0's
+    # initial weights to the others when a network is wrapped.
+    seed_everything(seed if world.rank == 0 else derive_seed(seed, world.rank))
+    if not world.main:   # one process prints; the others' output is kept in a file
+        sys.stdout = open(work / f"rank-{world.rank}.log", "a", buffering=1)
     if deterministic:
         torch.backends.cudnn.benchmark = False
         if info.device.type == "cuda":
@@ -248,8 +279,8 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
         torch.backends.cudnn.allow_tf32 = True
 
     run = Run(name=name, config=config, device=info.device, info=info, precision=prec, store=store,
-              work=work, data_dir=data_dir, cache=cache, seed=seed)
-    if verbose:
+              work=work, data_dir=data_dir, cache=cache, seed=seed, world=world)
+    if verbose and world.main:
         print_summary(run, colab=colab, smoke=smoke)
     return run
 
@@ -268,6 +299,8 @@ def print_summary(run: Run, *, colab: bool, smoke: bool) -> None:
     rows += [
         ("precision", why),
         ("environment", "Google Colab" if colab else "local"),
+        *([("processes", f"{run.world.size} (torchrun, {run.world.backend}); each trains on its own slice "
+                         "of every batch")] if run.world.distributed else []),
         ("smoke mode", "ON: tiny sizes and stand-in data" if smoke else "off"),
         ("checkpoints + logs", run.home),
         ("local scratch", str(run.work)),

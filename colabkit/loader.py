@@ -23,6 +23,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from torch.utils.data._utils.collate import default_collate
 
+from .dist import current
+
 _MASK64 = (1 << 64) - 1
 _GOLDEN64 = 0x9E3779B97F4A7C15
 
@@ -197,11 +199,17 @@ def _as_is(batch):
 
 
 class _EpochBatches(Sampler):
-    """(indices, seed) keys of one epoch's batches, from a given batch onwards (mutable between epochs)."""
+    """(indices, seed) keys of one epoch's batches, from a given batch onwards (mutable between epochs).
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool):
+    With several processes (rank r of `world`), batch b of the epoch is the slice r of the b-th
+    global batch of world × batch_size samples of the epoch's order, seeded from (batch seed, r).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool,
+                 rank: int = 0, world: int = 1):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.shuffle, self.drop_last = shuffle, drop_last
+        self.rank, self.world = rank, world
         self.epoch, self.start = 0, 0
 
     def order(self, epoch: int) -> list[int]:
@@ -211,7 +219,13 @@ class _EpochBatches(Sampler):
         return torch.randperm(self.n, generator=g).tolist()
 
     def batches_per_epoch(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        per_step = self.batch_size * self.world
+        return self.n // per_step if self.drop_last else -(-self.n // per_step)
+
+    def _rank_seed(self, seed: int) -> int:
+        if self.world == 1:
+            return seed
+        return _splitmix64((seed + (self.rank + 1) * _GOLDEN64) & _MASK64) >> 1
 
     def __len__(self) -> int:
         return self.batches_per_epoch() - self.start
@@ -219,8 +233,9 @@ class _EpochBatches(Sampler):
     def __iter__(self):
         order, bs = self.order(self.epoch), self.batch_size
         seeds = batch_seeds(self.seed, self.epoch, self.batches_per_epoch())
+        step, first = bs * self.world, bs * self.rank
         for b in range(self.start, self.batches_per_epoch()):
-            yield order[b * bs:(b + 1) * bs], seeds[b]
+            yield order[b * step + first:b * step + first + bs], self._rank_seed(seeds[b])
 
 
 class ResumableLoader:
@@ -228,13 +243,19 @@ class ResumableLoader:
 
     def __init__(self, dataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = True, num_workers: int = 0, pin_memory: bool = False,
-                 collate_fn=None, persistent_workers: bool | None = None):
-        if len(dataset) < batch_size and drop_last:
-            raise ValueError(f"The data set has {len(dataset)} samples, fewer than one batch of {batch_size}: "
-                             "check the data folder, or lower the batch size.")
+                 collate_fn=None, persistent_workers: bool | None = None, world=None):
+        world = world or current()   # under torchrun: this process's slice of every batch
+        if world.distributed and not drop_last:
+            raise ValueError("With several processes every process needs a full batch at every step: "
+                             "use drop_last=True (the default).")
+        if len(dataset) < batch_size * world.size and drop_last:
+            raise ValueError(f"The data set has {len(dataset)} samples, fewer than one batch of {batch_size}"
+                             + (f" for each of {world.size} processes" if world.distributed else "")
+                             + ": check the data folder, or lower the batch size.")
         self.dataset = dataset
         self.batch_size = batch_size
-        self._sampler = _EpochBatches(len(dataset), batch_size, seed, shuffle, drop_last)
+        self.world = world
+        self._sampler = _EpochBatches(len(dataset), batch_size, seed, shuffle, drop_last, world.rank, world.size)
         if persistent_workers is None:
             persistent_workers = num_workers > 0
         # batch_size=None: the sampler yields whole batches' keys and _SeededBatches collates them,

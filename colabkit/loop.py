@@ -34,12 +34,15 @@ from .checkpoint import (
     Checkpointer,
     ConfigMismatch,
     Lease,
+    LeaseLost,
     capture,
     diff_config,
     restore,
     rng_state,
     set_rng_state,
+    to_host,
 )
+from .dist import World, any_of, gather
 from .store import LocalStore
 
 VM_LIFETIME_H = 12.0   # Colab recycles a VM after at most this long
@@ -85,6 +88,8 @@ class Loop:
             raise ValueError("total_steps must be >= 0")
         self.run = run
         self.name = name
+        # Several processes (torchrun): all train; process 0 alone writes, holds the lease, logs.
+        self.world: World = getattr(run, "world", None) or World()
         self.total_steps = int(total_steps)
         self.objects = dict(state)
         self.loader = loader
@@ -111,13 +116,19 @@ class Loop:
         self.step = 0          # steps completed
         self.resumed_from: int | None = None
         self._resume(allow_config_change)
-        self.events = EventLog(run.work / "tb" / name, self.store.sub("tb"), purge_step=self.step)
+        tb_local = run.work / ("tb" if self.world.main else f"tb-rank{self.world.rank}") / name
+        self.events = EventLog(tb_local, self.store.sub("tb"), purge_step=self.step)
         self._last_save_time = time.monotonic()
         self._last_saved_step = self.step if self.resumed_from is not None else None
 
     # --- resume --------------------------------------------------------------------------------
     def _resume(self, allow_config_change) -> None:
         found = self.ckpt.load_latest()
+        if self.world.distributed:   # every process must continue from the same checkpoint
+            names = gather(self.world, found[1] if found else None)
+            if len(set(names)) != 1:
+                raise RuntimeError(f"[{self.name}] the processes found different newest checkpoints ({names}) in "
+                                   f"{self.ckpt.store.url}; is another session writing there? Run again.")
         if found is None:
             print(f"[{self.name}] no checkpoint in {self.ckpt.store.url}: starting at step 0")
             return
@@ -128,13 +139,25 @@ class Loop:
             diffs_blocking = [d for d in diffs if d[0] not in allowed]
             if diffs_blocking:
                 lines = "\n".join(f"  {k}: checkpoint {a!r} → now {b!r}" for k, a, b in diffs_blocking)
+                if any(d[0] == "world_size" for d in diffs_blocking):
+                    lines += ("\n  (world_size is the number of processes torchrun started, '<absent>' for one: "
+                              "it multiplies the global batch. Start as many as the run was trained with.)")
                 raise ConfigMismatch(
                     f"The settings differ from those {fname} was trained with:\n{lines}\n"
                     "Restore those settings to continue this run, use a new run name to start a new one, "
                     f"or pass allow_config_change={[d[0] for d in diffs_blocking]} to run.loop() to "
                     "continue with the new values on purpose.")
         restore(self.objects, payload["state"], fname)
-        set_rng_state(payload["rng"])
+        ranks = payload.get("ranks")
+        if self.world.distributed and ranks and len(ranks) == self.world.size:
+            mine = ranks[self.world.rank]
+            set_rng_state(mine["rng"])
+            for key, values in mine["states"].items():   # this process's own k_t, pools, counters
+                if key in self.objects:
+                    self.objects[key].load_state_dict(values)
+        elif self.world.main:
+            set_rng_state(payload["rng"])
+        # else: another number of processes, allowed on purpose; the others keep their own seeding
         for tag, points in payload.get("history", {}).items():
             self.history[tag] = [tuple(p) for p in points]
         self.step = int(payload["step"])
@@ -225,15 +248,31 @@ class Loop:
                 "may hold part of a step the checkpoint would not count. Not saving; to end early, call "
                 "loop.stop() inside the step instead of break.")
         self._flush_logs()
+        rng = rng_state()
+        ranks = None
+        if self.world.distributed:
+            # Every process is here, at the same step. The networks and optimizers are the same in all
+            # (DDP keeps them so); what each process holds of its own is its RNG and its State objects
+            # (a pool of generated images, a k_t computed from its own batch): those are kept per process.
+            mine = {"rng": rng, "states": {k: to_host(o.state_dict()) for k, o in self.objects.items()
+                                           if isinstance(o, State)}}
+            ranks = gather(self.world, mine)
+        if not self.world.main:
+            self._last_save_time = time.monotonic()
+            self._last_saved_step = self.step
+            return None
         payload = {
             "state": capture(self.objects),
-            "rng": rng_state(),
+            "rng": rng,
             "config": self.run.config,
             "history": {t: list(p) for t, p in self.history.items()},
             "position": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch},
             "meta": {"run": self.run.name, "loop": self.name, "total_steps": self.total_steps,
                      "saved_at": time.time(), "torch": str(torch.__version__)},
         }
+        if ranks is not None:
+            payload["ranks"] = ranks
+            payload["meta"]["world_size"] = self.world.size
         self._acquire_lease()
         try:
             self.events.sync()
@@ -248,7 +287,7 @@ class Loop:
         return rec
 
     def _acquire_lease(self) -> None:
-        if self.lease.held:
+        if self.lease.held or not self.world.main:
             return
         try:
             self.lease.acquire(self.take_over)
@@ -266,7 +305,7 @@ class Loop:
 
     def _check_vm_age(self) -> None:
         age = vm_age_hours()
-        if self._vm_warned or age is None or age < VM_WARN_H:
+        if self._vm_warned or age is None or age < VM_WARN_H or self.world.distributed:
             return
         self._vm_warned = True
         from .env import in_colab
@@ -315,7 +354,7 @@ class Loop:
         self._acquire_lease()   # before anything is written: a second session stops here
         previous = self._install_sigint()
         bar = None
-        if self.progress:
+        if self.progress and self.world.main:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.total_steps, initial=self.step, desc=self.name, dynamic_ncols=True,
                        smoothing=0.05)
@@ -340,23 +379,25 @@ class Loop:
                     if bar is not None and means:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]}, refresh=False)
                 self.ckpt.poll()
-                if self.lease.lost is not None:   # found by the heartbeat: another session owns the run
-                    raise self.lease.lost
-                if self._interrupt:
+                lost, interrupt, stop, due = self._agree()
+                if lost:   # found by the heartbeat: another session owns the run
+                    raise self.lease.lost or LeaseLost(f"[{self.name}] process 0 lost the run's lease; stopping.")
+                if interrupt:
                     self.save(blocking=True)
                     self.ckpt.require_on_store(f"[{self.name}] Interrupted at step {self.step:,}")
                     raise Interrupted(
                         f"[{self.name}] stopped at step {self.step:,}; checkpoint saved in "
                         f"{self.ckpt.store.url}. Run the notebook again to continue from here.")
-                if self._stop:
+                if stop:
                     self.save(blocking=True)
                     self.ckpt.require_on_store(f"[{self.name}] Stopped at step {self.step:,}")
                     print(f"[{self.name}] stopped at step {self.step:,} as asked; checkpoint saved.")
                     return
-                if self.step < self.total_steps and self._due():
+                if due:
                     self.save()
                 self._check_vm_age()
-            if self._last_saved_step != self.step or self.ckpt.unsynced is not None:
+            (final,) = any_of(self.world, [self._last_saved_step != self.step or self.ckpt.unsynced is not None])
+            if final:
                 self.save(blocking=True)
             self.ckpt.wait()
             self.ckpt.require_on_store(f"[{self.name}] Finished {self.total_steps:,} steps")
@@ -373,6 +414,13 @@ class Loop:
             self._interrupt = False
             if not self.ckpt.writing:   # else the lease goes stale after the write (or is this process's)
                 self.lease.release()
+
+    def _agree(self) -> tuple[bool, bool, bool, bool]:
+        """(lease lost, interrupt, stop, save due) after a step: in one process its own view; with
+        several, true if true in any of them (process 0 keeps the save clock), so all act together."""
+        due = self.world.main and self.step < self.total_steps and self._due()
+        flags = [self.lease.lost is not None, self._interrupt, self._stop, due]
+        return tuple(any_of(self.world, flags)) if self.world.distributed else tuple(flags)
 
     def wait(self) -> None:
         """Wait for a background checkpoint write (and raise its error, if it failed)."""

@@ -71,6 +71,8 @@ sched = torch.optim.lr_scheduler.LambdaLR(opt_G, lambda e: 1.0 / (1 + e))
 scaler = run.precision.make_scaler()
 train = ck.State(k_t=0.0, pool=[])
 
+# Under torchrun (tests/test_dist.py) the networks train in DDP; one process is unchanged.
+G, D = run.ddp(G), run.ddp(D)
 loader = ck.ResumableLoader(Shapes(), batch_size=cfg["batch"], seed=cfg["seed"])
 loop = run.loop("train", total_steps=total, loader=loader, log_every=5,
                 state={"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D, "sched": sched,
@@ -98,7 +100,9 @@ for step, x in loop:
     if slow:
         time.sleep(slow)
 
+G, D = ck.unwrap(G), ck.unwrap(D)
+final = "final.pt" if run.main else f"final-rank{run.world.rank}.pt"
 torch.save({"G": G.state_dict(), "D": D.state_dict(), "opt_G": opt_G.state_dict(),
             "opt_D": opt_D.state_dict(), "sched": sched.state_dict(), "k_t": train.k_t,
-            "pool": train.pool, "rng": torch.get_rng_state(), "step": loop.step}, out / "final.pt")
+            "pool": train.pool, "rng": torch.get_rng_state(), "step": loop.step}, out / final)
 print("DONE", loop.step)

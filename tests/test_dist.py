@@ -1,0 +1,149 @@
+"""Several processes under torchrun (gloo, on CPU): the same resume guarantee as one process.
+
+A run of 2 processes whose whole process group is SIGKILLed after a checkpoint and started again
+(as torchrun would be after a lost machine) ends exactly as an uninterrupted 2-process run: both
+processes' networks, optimizers, per-process state (a pool of generated samples, a k_t from their
+own batch) and RNG, bit for bit.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from resume_util import REPO, assert_same, env_for, newest_complete_step
+
+import colabkit as ck
+
+SCRIPT = REPO / "tests" / "scripts" / "tiny_train.py"
+TOTAL = 24
+
+
+def torchrun(n, *args):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", *map(str, args)]
+
+
+def run_group(cmd, env, timeout=300):
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def kill_group_after_a_new_checkpoint(cmd, env, folder, delay, timeout=300):
+    """Start torchrun in its own session; once `folder` holds a checkpoint newer than before (and
+    `delay` more seconds), SIGKILL the agent and every worker at once. Returns whether it was killed
+    and what it printed."""
+    before = newest_complete_step(folder) or -1
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    t0 = time.monotonic()
+    while (newest_complete_step(folder) or -1) <= before and proc.poll() is None and time.monotonic() - t0 < timeout:
+        time.sleep(0.01)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        # torchrun starts each worker in a session of its own: kill the agent and every descendant.
+        group = descendants(proc.pid) + [proc.pid]
+        for pid in group:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    out, _ = proc.communicate(timeout=60)
+    return killed, out
+
+
+def descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def finals(out):
+    return (torch.load(out / "final.pt", weights_only=True), torch.load(out / "final-rank1.pt", weights_only=True))
+
+
+def test_two_processes_killed_together_resume_bit_exact(tmp_path):
+    ref_out, out = tmp_path / "ref", tmp_path / "killed"
+    ref_out.mkdir()
+    out.mkdir()
+    run_group(torchrun(2, SCRIPT, ref_out, TOTAL), env_for(tmp_path / "ref-home", tmp_path / "ref-work"))
+    ref0, ref1 = finals(ref_out)
+    # The two processes really differ where they should: their own noise, pools and RNG.
+    assert not torch.equal(ref0["rng"], ref1["rng"])
+    assert not all(torch.equal(a, b) for a, b in zip(ref0["pool"], ref1["pool"]))
+    assert_same(ref0["G"], ref1["G"])          # …and DDP keeps the networks identical
+
+    env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SAVE_EVERY_STEPS=1, TINY_STEP_SLEEP=0.15)
+    run_name = "tiny-smoke" if os.environ.get("COLABKIT_SMOKE") else "tiny"   # the root conftest sets smoke
+    folder = tmp_path / "home" / run_name / "train" / "checkpoints"
+    rng = random.Random(5)
+    kills, logs = 0, []
+    for _ in range(2):
+        killed, log = kill_group_after_a_new_checkpoint(torchrun(2, SCRIPT, out, TOTAL), env, folder,
+                                                        delay=rng.uniform(0.0, 0.2))
+        kills += killed
+        logs.append(log)
+    assert kills == 2, logs
+    log = run_group(torchrun(2, SCRIPT, out, TOTAL), env)
+    assert "resumed from ckpt-" in log, log[-3000:]
+    got0, got1 = finals(out)
+    assert got0["step"] == got1["step"] == TOTAL
+    assert assert_same(ref0, got0) > 20
+    assert assert_same(ref1, got1) > 20
+    # The checkpoint holds each process's own RNG and State, and the world size.
+    newest = max(folder.glob("ckpt-*.pt"))
+    payload = torch.load(newest, weights_only=True)
+    assert len(payload["ranks"]) == 2 and payload["meta"]["world_size"] == 2
+    assert payload["config"]["world_size"] == 2
+
+
+def test_resuming_with_another_number_of_processes_stops_with_the_reason(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    env = env_for(tmp_path / "home", tmp_path / "work")
+    run_group(torchrun(2, SCRIPT, out, 6), env)
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), "6"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "world_size: checkpoint 2 → now '<absent>'" in proc.stderr, proc.stderr[-2000:]
+    assert "number of processes torchrun started" in proc.stderr
+
+
+@pytest.mark.parametrize("world", [2])
+def test_each_process_loads_its_own_disjoint_slice_of_every_global_batch(world):
+    from colabkit.dist import World
+
+    ds = list(range(40))
+    seen = []
+    loaders = [ck.ResumableLoader(ds, batch_size=4, seed=3, world=World(r, world)) for r in range(world)]
+    one = ck.ResumableLoader(ds, batch_size=4 * world, seed=3, world=World(0, 1))
+    assert loaders[0].steps_per_epoch == one.steps_per_epoch == 40 // (4 * world)
+    for epoch in (0, 1):
+        per_rank = [list(ld.epoch_batches(epoch)) for ld in loaders]
+        whole = list(one.epoch_batches(epoch))
+        for b, batch in enumerate(whole):
+            parts = torch.cat([per_rank[r][b] for r in range(world)])
+            assert parts.tolist() == batch.tolist()     # the slices of one global batch, in rank order
+            seen += parts.tolist()
+        # resuming mid-epoch gives the same slices
+        assert [t.tolist() for t in loaders[1].epoch_batches(epoch, 2)] == [t.tolist() for t in per_rank[1][2:]]
+    assert sorted(seen) == sorted(ds * 2)
