@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .dist import current as current_world
 from .store import Store
 
 
@@ -165,6 +166,9 @@ def show(fig=None) -> list[Path]:
     """
     import matplotlib.pyplot as plt
 
+    if not current_world().main:   # several processes (torchrun): process 0 alone draws
+        plt.close("all") if fig is None else plt.close(fig)
+        return []
     if in_notebook():
         plt.show()
         if fig is not None:

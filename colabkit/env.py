@@ -7,7 +7,7 @@ import os
 import random
 import re
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -174,6 +174,35 @@ class Run:
         """`module` wrapped in DistributedDataParallel when several processes train (torchrun), the
         module itself otherwise. Checkpoints store the module inside either way."""
         return wrap_ddp(module, self.world, self.device)
+
+    @contextmanager
+    def main_first(self):
+        """With several processes, process 0 runs the block first (downloads, extracts) while the
+        others wait, then they run it (finding everything in place). One process: just the block."""
+        if not self.world.distributed:
+            yield
+            return
+        import torch.distributed as dist
+
+        if not self.world.main:
+            dist.barrier()
+        try:
+            yield
+        finally:
+            if self.world.main:
+                dist.barrier()
+
+    def leave_to_main(self) -> None:
+        """After training with several processes: the others end here (exit status 0), process 0
+        goes on alone (drawing, evaluating, playing). With one process: nothing happens."""
+        if self.world.main:
+            return
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()   # local: process 0 does no collective after training
+        sys.stdout.flush()
+        raise SystemExit(0)
 
     def average(self, value: torch.Tensor) -> torch.Tensor:
         """`value` averaged over the processes (itself when one process trains)."""

@@ -224,44 +224,45 @@ class CelebAFaces(torch.utils.data.Dataset):
 # %%
 data_root = run.data_dir / (f"{DATASET}-standin" if SMOKE else DATASET)
 
-if DATASET == "cifar10":
-    if SMOKE and not (run.cache / ck.data.CIFAR10_FILENAME).exists():
-        # Smoke mode: a generated archive in the real format, placed where the real one is cached,
-        # so that the very same fetch → extract → read code below runs on it.
-        with tempfile.TemporaryDirectory() as tmp:
-            made = ck.data.standin_cifar10(tmp, n_per_batch=STANDIN_PER_BATCH, seed=SEED)
-            # written as a whole or not at all, like every write colabkit makes to the cache
-            ck.open_store(run.cache).write_bytes(ck.data.CIFAR10_FILENAME, Path(made["archive"]).read_bytes())
-    archive = ck.data.fetch(ck.data.CIFAR10_URL, ck.data.CIFAR10_FILENAME, cache_dir=run.cache,
-                            dest_dir=data_root, md5=None if SMOKE else ck.data.CIFAR10_MD5)
-    ck.data.extract(archive, data_root, expect=[ck.data.CIFAR10_DIRNAME])
-    images, labels = ck.data.read_cifar10(data_root, train=True)
-    dataset = ImageArray(images, size=IMAGE_SIZE)
-elif DATASET == "celeba":
-    if SMOKE and not (run.cache / ck.data.CELEBA_FILENAME).exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            made = ck.data.standin_celeba(tmp, n=5 * STANDIN_PER_BATCH, seed=SEED)
-            ck.open_store(run.cache).write_bytes(ck.data.CELEBA_FILENAME, Path(made["archive"]).read_bytes())
-    try:
-        archive = ck.data.fetch("gdrive:" + ck.data.CELEBA_DRIVE_ID, ck.data.CELEBA_FILENAME,
-                                cache_dir=run.cache, dest_dir=data_root,
-                                md5=None if SMOKE else ck.data.CELEBA_MD5)
-    except ck.data.DriveQuotaError as err:
-        print(err)
-        raise RuntimeError(
-            "CelebA cannot be downloaded right now: Google Drive's download quota for the file is used up "
-            "(it resets within about 24 hours). Either wait and run this cell again; or put your own copy "
-            f"of {ck.data.CELEBA_FILENAME} into {run.cache} (it is then used in every later session, "
-            "without Drive's quota); or set DATASET = 'cifar10' in the settings cell and Run all.") from None
-    except ck.data.DriveError as err:
-        print(err)
-        raise RuntimeError("Google Drive refused the CelebA archive (see above). Put your own copy of "
-                           f"{ck.data.CELEBA_FILENAME} into {run.cache}, or set DATASET = 'cifar10'.") from None
-    ck.data.extract(archive, data_root, expect=["img_align_celeba"])
-    files = sorted((data_root / "img_align_celeba").glob("*.jpg"))
-    dataset = CelebAFaces(files, size=IMAGE_SIZE)
-else:
-    raise ValueError(f"DATASET must be 'cifar10' or 'celeba', not {DATASET!r}")
+with run.main_first():   # several processes: process 0 downloads and extracts, then the others read
+    if DATASET == "cifar10":
+        if SMOKE and not (run.cache / ck.data.CIFAR10_FILENAME).exists():
+            # Smoke mode: a generated archive in the real format, placed where the real one is cached,
+            # so that the very same fetch → extract → read code below runs on it.
+            with tempfile.TemporaryDirectory() as tmp:
+                made = ck.data.standin_cifar10(tmp, n_per_batch=STANDIN_PER_BATCH, seed=SEED)
+                # written as a whole or not at all, like every write colabkit makes to the cache
+                ck.open_store(run.cache).write_bytes(ck.data.CIFAR10_FILENAME, Path(made["archive"]).read_bytes())
+        archive = ck.data.fetch(ck.data.CIFAR10_URL, ck.data.CIFAR10_FILENAME, cache_dir=run.cache,
+                                dest_dir=data_root, md5=None if SMOKE else ck.data.CIFAR10_MD5)
+        ck.data.extract(archive, data_root, expect=[ck.data.CIFAR10_DIRNAME])
+        images, labels = ck.data.read_cifar10(data_root, train=True)
+        dataset = ImageArray(images, size=IMAGE_SIZE)
+    elif DATASET == "celeba":
+        if SMOKE and not (run.cache / ck.data.CELEBA_FILENAME).exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                made = ck.data.standin_celeba(tmp, n=5 * STANDIN_PER_BATCH, seed=SEED)
+                ck.open_store(run.cache).write_bytes(ck.data.CELEBA_FILENAME, Path(made["archive"]).read_bytes())
+        try:
+            archive = ck.data.fetch("gdrive:" + ck.data.CELEBA_DRIVE_ID, ck.data.CELEBA_FILENAME,
+                                    cache_dir=run.cache, dest_dir=data_root,
+                                    md5=None if SMOKE else ck.data.CELEBA_MD5)
+        except ck.data.DriveQuotaError as err:
+            print(err)
+            raise RuntimeError(
+                "CelebA cannot be downloaded right now: Google Drive's download quota for the file is used up "
+                "(it resets within about 24 hours). Either wait and run this cell again; or put your own copy "
+                f"of {ck.data.CELEBA_FILENAME} into {run.cache} (it is then used in every later session, "
+                "without Drive's quota); or set DATASET = 'cifar10' in the settings cell and Run all.") from None
+        except ck.data.DriveError as err:
+            print(err)
+            raise RuntimeError("Google Drive refused the CelebA archive (see above). Put your own copy of "
+                               f"{ck.data.CELEBA_FILENAME} into {run.cache}, or set DATASET = 'cifar10'.") from None
+        ck.data.extract(archive, data_root, expect=["img_align_celeba"])
+        files = sorted((data_root / "img_align_celeba").glob("*.jpg"))
+        dataset = CelebAFaces(files, size=IMAGE_SIZE)
+    else:
+        raise ValueError(f"DATASET must be 'cifar10' or 'celeba', not {DATASET!r}")
 
 print(f"{DATASET}{' (stand-in)' if SMOKE else ''}: {len(dataset):,} training images of "
       f"{IMAGE_SIZE}×{IMAGE_SIZE}")
@@ -642,11 +643,15 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 # float32.
 
 # %% tags=["lib"]
-def train_step(x, G, D, opt_G, opt_D, scaler, train, *, gamma, lambda_k, precision):
-    """One BEGAN step; updates G, D, train.k_t and train.M_sum; returns the step's values as tensors."""
+def train_step(x, G, D, opt_G, opt_D, scaler, train, *, gamma, lambda_k, precision, average=lambda v: v):
+    """One BEGAN step; updates G, D, train.k_t and train.M_sum; returns the step's values as tensors.
+
+    `average` (run.average when several processes train, see the appendix) makes L(x) and L(G(z))
+    the global batch's, so k_t stays the same in every process."""
     b = x.shape[0]
-    z_D = sample_z(b, G.z_dim, x.device)
-    z_G = sample_z(b, G.z_dim, x.device)
+    z_dim = ck.unwrap(G).z_dim               # (G may be wrapped: torch.compile, DDP)
+    z_D = sample_z(b, z_dim, x.device)
+    z_G = sample_z(b, z_dim, x.device)
     with precision.autocast():
         with torch.no_grad():
             G_zD = G(z_D)                # a constant in L_D
@@ -659,7 +664,7 @@ def train_step(x, G, D, opt_G, opt_D, scaler, train, *, gamma, lambda_k, precisi
     scaler.step(opt_D)
     scaler.step(opt_G)
     scaler.update()
-    L_x, L_G = L_x.detach(), L_G.detach()
+    L_x, L_G = average(L_x.detach()), average(L_G.detach())
     train.k_t = update_k(train.k_t, L_x, L_G, gamma, lambda_k)
     M = M_global(L_x, L_G, gamma)
     train.M_sum = train.M_sum + M
@@ -797,10 +802,23 @@ del G_try, D_try, opt_G_try, opt_D_try, train_try
 # press Interrupt. Curves go to TensorBoard: $\mathcal{L}(x)$ (`L_x`), $\mathcal{L}(G(z))$
 # (`L_G`), `k_t`, `M_global` and `lr`, with sample grids $G(z_{fixed})$ and their reconstructions
 # $D(G(z_{fixed}))$ every `SAMPLE_EVERY` steps.
+#
+# **On several GPUs** (the script twin under `torchrun --nproc_per_node N`, see the README's
+# "Outgrowing Colab"): each process trains on its own $B/N$ images of every batch of $B$ =
+# `BATCH_SIZE`, and DistributedDataParallel (`run.ddp`) averages the gradients in `backward()`. As
+# $D$ has no batch statistics, that is exactly the gradient of the whole batch of $B$: the paper's
+# batch, split. $\mathcal{L}(x)$ and $\mathcal{L}(G(z))$ are averaged over the processes too
+# (`run.average`), so $k_t$ is the whole batch's and the same everywhere. With one process (Colab)
+# `run.ddp(G)` is `G` itself and `run.average` changes nothing.
 
 # %%
 ck.tensorboard(run.work / "tb")
-loader = ck.ResumableLoader(dataset, batch_size=BATCH_SIZE, seed=SEED, num_workers=NUM_WORKERS, pin_memory=CUDA)
+if BATCH_SIZE % run.world.size:
+    raise ValueError(f"BATCH_SIZE = {BATCH_SIZE} does not split over {run.world.size} processes: start torchrun "
+                     "with a number of processes that divides it.")
+G_train, D_train = run.ddp(G), run.ddp(D)   # what train_step updates; G and D themselves draw and evaluate
+loader = ck.ResumableLoader(dataset, batch_size=BATCH_SIZE // run.world.size, seed=SEED, num_workers=NUM_WORKERS,
+                            pin_memory=CUDA)
 loop = run.loop("train", total_steps=TOTAL_STEPS, loader=loader,
                 state={"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D, "scaler": scaler, "train": train})
 # A checkpoint is loaded on the CPU: bring the training state back to the device.
@@ -812,8 +830,8 @@ for step, x in loop:
     x = x.to(run.device, non_blocking=True)
     if CHANNELS_LAST:
         x = x.contiguous(memory_format=torch.channels_last)
-    out = train_step(x, G, D, opt_G, opt_D, scaler, train, gamma=GAMMA, lambda_k=LAMBDA_K,
-                     precision=run.precision)
+    out = train_step(x, G_train, D_train, opt_G, opt_D, scaler, train, gamma=GAMMA, lambda_k=LAMBDA_K,
+                     precision=run.precision, average=run.average)
     loop.log(L_x=out["L_x"], L_G=out["L_G"], k_t=train.k_t, M_global=out["M_global"], lr=train.lr)
     train.k_max = torch.maximum(train.k_max, train.k_t)   # on the device: no synchronisation per step
     if (step + 1) % STALL_WINDOW == 0:
@@ -822,11 +840,12 @@ for step, x in loop:
         warning = watch_k(train, window=STALL_WINDOW, warn_after=K_ZERO_WARN)
         if warning:
             print(f"step {step + 1:,}: {warning}")
-    if loop.every(SAMPLE_EVERY):
+    if loop.every(SAMPLE_EVERY) and run.main:
         with torch.no_grad(), run.precision.autocast():
             samples = G(train.z_fixed)
             loop.log_images("samples/G_z_fixed", samples)
             loop.log_images("samples/D_G_z_fixed", D(samples))
+run.leave_to_main()   # several processes: from here on process 0 alone draws and evaluates
 
 # %% [markdown]
 # ### Curves and samples

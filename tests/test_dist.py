@@ -147,3 +147,57 @@ def test_each_process_loads_its_own_disjoint_slice_of_every_global_batch(world):
         # resuming mid-epoch gives the same slices
         assert [t.tolist() for t in loaders[1].epoch_batches(epoch, 2)] == [t.tolist() for t in per_rank[1][2:]]
     assert sorted(seen) == sorted(ds * 2)
+
+
+def test_began_in_two_processes_gets_the_gradients_of_one_process_with_twice_the_batch(tmp_path):
+    """BEGAN has no batch statistics, so DDP's averaged gradient of 2 × 3 samples is the gradient of
+    the 6 together, to float64 rounding; k_t (from L(x) and L(G(z)) averaged over the processes) too.
+    Two of the notebook's own train_step calls, Adam updates included."""
+    script = REPO / "tests" / "scripts" / "ddp_grads.py"
+    env = env_for(tmp_path / "home", tmp_path / "work")
+    run_group([sys.executable, str(script), str(tmp_path / "one.pt")], env)
+    run_group(torchrun(2, script, tmp_path / "two.pt"), env)
+    run_group(torchrun(2, script, tmp_path / "unsynced.pt"), dict(env, DDP_GRADS_NO_SYNC="1"))
+    one, two, unsynced = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("one", "two", "unsynced"))
+
+    def worst(a, b):   # the largest difference relative to the tensor's scale, over all tensors
+        return max(float((x - y).abs().max() / x.abs().max()) for x, y in zip(a, b))
+
+    for key in ("grad_G", "grad_D"):
+        assert worst(one[key], two[key]) < 1e-12, key                  # float64 rounding: ~1e-15 seen
+        assert worst(one[key], unsynced[key]) > 1e-3, key              # half a batch's gradient is another
+    for key in ("G", "D"):
+        assert worst(list(one[key].values()), list(two[key].values())) < 1e-12, key
+    assert abs(float(one["k_t"]) - float(two["k_t"])) < 1e-12
+
+
+def test_began_twin_under_torchrun_killed_together_resumes_bit_exact(tmp_path):
+    """Notebook 01's script twin, 2 processes, smoke mode: SIGKILLed (the whole group) after a
+    checkpoint, twice, and started again, it ends as an uninterrupted 2-process run, bit for bit."""
+    notebook = REPO / "notebooks" / "01_began.py"
+    run_name = "began-cifar10-gamma0.5-smoke"
+    extra = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1, MPLBACKEND="Agg")
+    log = run_group(torchrun(2, notebook), env_for(tmp_path / "ref-home", tmp_path / "ref-work", **extra))
+    assert "play: α =" in log
+    folder = tmp_path / "home" / run_name / "train" / "checkpoints"
+    env = env_for(tmp_path / "home", tmp_path / "work", **extra)
+    kills = 0
+    for delay in (0.0, 0.3):
+        killed, log = kill_group_after_a_new_checkpoint(torchrun(2, notebook), env, folder, delay=delay)
+        kills += killed
+    assert kills == 2, log[-3000:]
+    log = run_group(torchrun(2, notebook), env)
+    assert "resumed from ckpt-" in log and "play: α =" in log, log[-3000:]
+
+    def final(home):
+        newest = max((home / run_name / "train" / "checkpoints").glob("ckpt-*.pt"))
+        return torch.load(newest, weights_only=True)
+
+    ref, got = final(tmp_path / "ref-home"), final(tmp_path / "home")
+    assert got["step"] == ref["step"] == 60
+    assert len(got["ranks"]) == 2
+    n = assert_same(ref["state"], got["state"]) + assert_same(ref["rng"], got["rng"])
+    n += assert_same(ref["ranks"], got["ranks"])
+    assert n > 50
+    # k_t is the whole batch's: the same in both processes
+    assert torch.equal(got["ranks"][0]["states"]["train"]["k_t"], got["ranks"][1]["states"]["train"]["k_t"])
