@@ -75,6 +75,15 @@ class State:
         return f"State({inner})"
 
 
+def _per_process(obj) -> bool:
+    """Registered state that may differ between processes: all but networks, optimizers, schedulers
+    and gradient scalers (the same in every process under DDP, saved once)."""
+    from .checkpoint import unwrap
+
+    shared = (torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.amp.GradScaler)
+    return not isinstance(unwrap(obj), shared)
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised at a step boundary after the learner pressed Interrupt and the checkpoint was saved."""
 
@@ -251,11 +260,12 @@ class Loop:
         rng = rng_state()
         ranks = None
         if self.world.distributed:
-            # Every process is here, at the same step. The networks and optimizers are the same in all
-            # (DDP keeps them so); what each process holds of its own is its RNG and its State objects
-            # (a pool of generated images, a k_t computed from its own batch): those are kept per process.
+            # Every process is here, at the same step. Networks, optimizers, schedulers and the scaler
+            # are the same in all (DDP keeps them so); what each process holds of its own is its RNG
+            # and everything else registered (a pool of its generated images, a State with values
+            # from its own batch): those are kept per process.
             mine = {"rng": rng, "states": {k: to_host(o.state_dict()) for k, o in self.objects.items()
-                                           if isinstance(o, State)}}
+                                           if _per_process(o)}}
             ranks = gather(self.world, mine)
         if not self.world.main:
             self._last_save_time = time.monotonic()

@@ -252,14 +252,15 @@ assert DATASET in UNPAIRED_SETS, f"DATASET must be one of {UNPAIRED_SETS}"
 archive_name = f"{DATASET}.zip"
 data_root = run.data_dir / "standin" if SMOKE else run.data_dir
 cache_dir = Path(run.cache) / "standin" if SMOKE else run.cache   # a stand-in never replaces a real archive
-if SMOKE and not (cache_dir / archive_name).exists():
-    made = ck.data.standin_unpaired(run.work / "standin-src", name=DATASET, n_train_a=8, n_train_b=10,
-                                    n_test_a=6, n_test_b=8, size=48, seed=SEED)
-    ck.open_store(cache_dir).write_bytes(archive_name, Path(made["archive"]).read_bytes())   # whole or absent
-
-archive = ck.data.fetch(DATASET_URL.format(name=DATASET), archive_name, cache_dir=cache_dir, dest_dir=data_root)
 folders = ("trainA", "trainB", "testA", "testB")
-ck.data.extract(archive, data_root, expect=[f"{DATASET}/{f}" for f in folders])
+with run.main_first():   # several processes: process 0 downloads and extracts, then the others read
+    if SMOKE and not (cache_dir / archive_name).exists():
+        made = ck.data.standin_unpaired(run.work / "standin-src", name=DATASET, n_train_a=8, n_train_b=10,
+                                        n_test_a=6, n_test_b=8, size=48, seed=SEED)
+        ck.open_store(cache_dir).write_bytes(archive_name, Path(made["archive"]).read_bytes())   # whole or absent
+    archive = ck.data.fetch(DATASET_URL.format(name=DATASET), archive_name, cache_dir=cache_dir,
+                            dest_dir=data_root)
+    ck.data.extract(archive, data_root, expect=[f"{DATASET}/{f}" for f in folders])
 files = {f: list_images(data_root / DATASET / f) for f in folders}
 for f in folders:
     print(f"{f}: {len(files[f]):,} images")
@@ -267,8 +268,9 @@ for f in folders:
 train_set = UnalignedPairs(files["trainA"], files["trainB"], train_transform(LOAD_SIZE, CROP_SIZE))
 loader = ck.ResumableLoader(train_set, batch_size=BATCH_SIZE, seed=SEED, num_workers=NUM_WORKERS,
                             pin_memory=run.device.type == "cuda")
-assert loader.steps_per_epoch == max(len(files["trainA"]), len(files["trainB"])) // BATCH_SIZE
-print(f"one epoch = max(|X|, |Y|) = {loader.steps_per_epoch:,} steps at batch {BATCH_SIZE}")
+assert loader.steps_per_epoch == max(len(files["trainA"]), len(files["trainB"])) // (BATCH_SIZE * run.world.size)
+print(f"one epoch = max(|X|, |Y|) = {loader.steps_per_epoch:,} steps at batch {BATCH_SIZE}"
+      + (f" in each of {run.world.size} processes" if run.world.distributed else ""))
 
 # %% [markdown]
 # The first training samples, exactly as step 0, 1, 2, … will see them (cropped and flipped):
@@ -931,7 +933,7 @@ def translate(G: nn.Module, images: torch.Tensor, device, autocast=contextlib.nu
 
 # %%
 fast_cuda = STEP == "fast" and run.device.type == "cuda"
-graphs_possible = fast_cuda and CUDA_GRAPHS and run.precision.name != "fp16"
+graphs_possible = fast_cuda and CUDA_GRAPHS and run.precision.name != "fp16" and not run.world.distributed
 opt_G, opt_D = make_optimizers(G_xy, G_yx, D_x, D_y, LR, BETAS, fused=fast_cuda, capturable=graphs_possible)
 decay = linear_decay(N_EPOCHS, N_EPOCHS_DECAY)
 sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, decay)
@@ -939,10 +941,11 @@ sched_D = torch.optim.lr_scheduler.LambdaLR(opt_D, decay)
 scaler = run.precision.make_scaler()
 pool_x, pool_y = ImagePool(POOL_SIZE), ImagePool(POOL_SIZE)
 
+# Several processes (torchrun): each network in DDP, which averages its gradients over the processes.
+# One process (Colab): run.ddp returns the network itself.
+nets = {k: run.ddp(v) for k, v in dict(G_xy=G_xy, G_yx=G_yx, D_x=D_x, D_y=D_y).items()}
 if COMPILE and run.device.type == "cuda":
-    nets = {k: torch.compile(v, dynamic=False) for k, v in dict(G_xy=G_xy, G_yx=G_yx, D_x=D_x, D_y=D_y).items()}
-else:
-    nets = dict(G_xy=G_xy, G_yx=G_yx, D_x=D_x, D_y=D_y)
+    nets = {k: torch.compile(v, dynamic=False) for k, v in nets.items()}
 model = CycleGAN(**nets, opt_G=opt_G, opt_D=opt_D, pool_x=pool_x, pool_y=pool_y,
                  lambda_cyc=LAMBDA_CYC, lambda_idt=LAMBDA_IDT)
 fast = FastSettings(run.device.type, run.precision.dtype, scaler, channels_last=use_cl)
@@ -992,6 +995,13 @@ del m_plain, m_fast
 #
 # Curves go to TensorBoard (and `loop.history`); at the end of each epoch a grid of the fixed
 # test images translated both ways and back ($x, G(x), F(G(x))$ and $y, F(y), G(F(y))$).
+#
+# **On several GPUs** (the script twin under `torchrun --nproc_per_node N`, README "Outgrowing
+# Colab"): each process takes its own image pair at every step and DDP averages the gradients, so a
+# step sees N pairs, a batch of N where the paper uses 1; each process keeps its own image
+# histories. The learning rate and its schedule in epochs are kept as they are: an epoch is still
+# one pass over the data, in N times fewer steps, each with an N-pair gradient. This is not the
+# paper's setting (batch 1, and instance normalisation is per image either way); with N = 1 it is.
 
 # %%
 total_steps = (N_EPOCHS + N_EPOCHS_DECAY) * loader.steps_per_epoch
@@ -1024,9 +1034,11 @@ for step, (x, y) in loop:
     losses = train_step(x, y)
     loop.log(**losses, lr=opt_G.param_groups[0]["lr"])
     if loop.end_of_epoch:
-        loop.log_images("translations", translation_grid(), nrow=N_FIXED)
+        if run.main:
+            loop.log_images("translations", translation_grid(), nrow=N_FIXED)
         sched_G.step()
         sched_D.step()
+run.leave_to_main()   # several processes: from here on process 0 alone draws and evaluates
 
 assert loop.done
 assert all(torch.isfinite(torch.tensor([v for _, v in loop.history[k]])).all() for k in LOSS_NAMES)

@@ -171,14 +171,21 @@ def test_began_in_two_processes_gets_the_gradients_of_one_process_with_twice_the
     assert abs(float(one["k_t"]) - float(two["k_t"])) < 1e-12
 
 
-def test_began_twin_under_torchrun_killed_together_resumes_bit_exact(tmp_path):
-    """Notebook 01's script twin, 2 processes, smoke mode: SIGKILLed (the whole group) after a
+TWINS = {   # notebook → (run name in smoke mode, what its last cell prints)
+    "01_began": ("began-cifar10-gamma0.5-smoke", "play: α ="),
+    "02_cyclegan": ("cyclegan-horse2zebra-smoke", "figure: "),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_twin_under_torchrun_killed_together_resumes_bit_exact(tmp_path, name):
+    """A notebook's script twin, 2 processes, smoke mode: SIGKILLed (the whole group) after a
     checkpoint, twice, and started again, it ends as an uninterrupted 2-process run, bit for bit."""
-    notebook = REPO / "notebooks" / "01_began.py"
-    run_name = "began-cifar10-gamma0.5-smoke"
+    notebook = REPO / "notebooks" / f"{name}.py"
+    run_name, done = TWINS[name]
     extra = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1, MPLBACKEND="Agg")
     log = run_group(torchrun(2, notebook), env_for(tmp_path / "ref-home", tmp_path / "ref-work", **extra))
-    assert "play: α =" in log
+    assert done in log and "[train] finished" in log
     folder = tmp_path / "home" / run_name / "train" / "checkpoints"
     env = env_for(tmp_path / "home", tmp_path / "work", **extra)
     kills = 0
@@ -187,17 +194,20 @@ def test_began_twin_under_torchrun_killed_together_resumes_bit_exact(tmp_path):
         kills += killed
     assert kills == 2, log[-3000:]
     log = run_group(torchrun(2, notebook), env)
-    assert "resumed from ckpt-" in log and "play: α =" in log, log[-3000:]
+    assert "resumed from ckpt-" in log and done in log, log[-3000:]
 
     def final(home):
         newest = max((home / run_name / "train" / "checkpoints").glob("ckpt-*.pt"))
         return torch.load(newest, weights_only=True)
 
     ref, got = final(tmp_path / "ref-home"), final(tmp_path / "home")
-    assert got["step"] == ref["step"] == 60
+    assert got["step"] == ref["step"] == got["meta"]["total_steps"]
     assert len(got["ranks"]) == 2
     n = assert_same(ref["state"], got["state"]) + assert_same(ref["rng"], got["rng"])
     n += assert_same(ref["ranks"], got["ranks"])
     assert n > 50
-    # k_t is the whole batch's: the same in both processes
-    assert torch.equal(got["ranks"][0]["states"]["train"]["k_t"], got["ranks"][1]["states"]["train"]["k_t"])
+    if name == "01_began":   # k_t is the whole batch's: the same in both processes
+        assert torch.equal(got["ranks"][0]["states"]["train"]["k_t"], got["ranks"][1]["states"]["train"]["k_t"])
+    else:                    # each process keeps its own image histories
+        pools = [r["states"]["pool_x"]["images"] for r in got["ranks"]]
+        assert pools[0] and not all(torch.equal(a, b) for a, b in zip(*pools))
