@@ -184,7 +184,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-DATASET_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 UNPAIRED_SETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite", "monet2photo", "cezanne2photo",
                  "ukiyoe2photo", "vangogh2photo", "maps", "facades", "iphone2dslr_flower", "ae_photos")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -257,7 +256,8 @@ if SMOKE and not (cache_dir / archive_name).exists():
                                     n_test_a=6, n_test_b=8, size=48, seed=SEED)
     ck.open_store(cache_dir).write_bytes(archive_name, Path(made["archive"]).read_bytes())   # whole or absent
 
-archive = ck.data.fetch(DATASET_URL.format(name=DATASET), archive_name, cache_dir=cache_dir, dest_dir=data_root)
+archive = ck.data.fetch(ck.data.CYCLEGAN_URL.format(name=DATASET), archive_name, cache_dir=cache_dir,
+                        dest_dir=data_root)
 folders = ("trainA", "trainB", "testA", "testB")
 ck.data.extract(archive, data_root, expect=[f"{DATASET}/{f}" for f in folders])
 files = {f: list_images(data_root / DATASET / f) for f in folders}
@@ -1093,7 +1093,8 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 import io
 from collections.abc import Mapping
 
-PRETRAINED_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
+from colabkit.data import CYCLEGAN_PRETRAINED_URL as PRETRAINED_URL  # the authors' generators: {name}.pth
+
 PRETRAINED = {              # data set: (released generator X → Y, released generator Y → X); None: not released
     "horse2zebra": ("horse2zebra", "zebra2horse"),
     "apple2orange": ("apple2orange", "orange2apple"),

@@ -291,10 +291,9 @@ print("ĉ", tuple(_c_hat.shape), " KL per sample", [round(v, 3) for v in _kl.tol
 # placed in the cache under the real names, and the same fetch → extract → load code runs on them.
 
 # %%
-CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
-CUB_MD5 = "97eceeb196236b17998738112f37df78"
+CUB_URL, CUB_MD5 = ck.data.CUB_URL, ck.data.CUB_MD5     # every source: colabkit/data/sources.py
 BIRDS_DRIVE_ID = ck.data.STACKGAN_BIRDS_DRIVE_ID        # the authors' birds.zip (char-CNN-RNN embeddings)
-REED_CAPTIONS_DRIVE_ID = "0B0ywwgffWnLLZW9uVHNjb2JmNlE"  # Reed et al.'s cvpr2016_cub.tar.gz (text_c10)
+REED_CAPTIONS_DRIVE_ID = ck.data.REED_CAPTIONS_DRIVE_ID  # Reed et al.'s cvpr2016_cub.tar.gz (text_c10)
 
 
 def place_standin_archives(cache: Path) -> None:
