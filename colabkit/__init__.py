@@ -25,11 +25,10 @@ from .env import (
     Run,
     SetupError,
     detect_device,
-    in_colab,
     mount_drive,
     setup,
-    smoke_mode,
 )
+from .flags import in_colab, smoke_mode
 from .loader import ResumableLoader
 from .loop import Interrupted, Loop, State
 from .store import LocalStore, StoreError, open_store

@@ -29,6 +29,7 @@ from collections import defaultdict
 
 import torch
 
+from . import flags
 from .board import EventLog, image_grid
 from .checkpoint import (
     Checkpointer,
@@ -269,8 +270,7 @@ class Loop:
         if self._vm_warned or age is None or age < VM_WARN_H:
             return
         self._vm_warned = True
-        from .env import in_colab
-        if in_colab():
+        if flags.in_colab():
             left = max(0.0, VM_LIFETIME_H - age)
             warnings.warn(f"This Colab VM has been up {age:.1f} h; Colab recycles VMs after at most "
                           f"{VM_LIFETIME_H:.0f} h (about {left * 60:.0f} min left). A checkpoint is being saved "
