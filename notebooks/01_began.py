@@ -80,7 +80,6 @@ if "google.colab" in sys.modules:
 import copy
 import math
 import tempfile
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -231,7 +230,7 @@ if DATASET == "cifar10":
         with tempfile.TemporaryDirectory() as tmp:
             made = ck.data.standin_cifar10(tmp, n_per_batch=STANDIN_PER_BATCH, seed=SEED)
             # written as a whole or not at all, like every write colabkit makes to the cache
-            ck.open_store(run.cache).write_bytes(ck.data.CIFAR10_FILENAME, Path(made["archive"]).read_bytes())
+            ck.data.place_in_cache(made["archive"], run.cache)
     archive = ck.data.fetch(ck.data.CIFAR10_URL, ck.data.CIFAR10_FILENAME, cache_dir=run.cache,
                             dest_dir=data_root, md5=None if SMOKE else ck.data.CIFAR10_MD5)
     ck.data.extract(archive, data_root, expect=[ck.data.CIFAR10_DIRNAME])
@@ -241,7 +240,7 @@ elif DATASET == "celeba":
     if SMOKE and not (run.cache / ck.data.CELEBA_FILENAME).exists():
         with tempfile.TemporaryDirectory() as tmp:
             made = ck.data.standin_celeba(tmp, n=5 * STANDIN_PER_BATCH, seed=SEED)
-            ck.open_store(run.cache).write_bytes(ck.data.CELEBA_FILENAME, Path(made["archive"]).read_bytes())
+            ck.data.place_in_cache(made["archive"], run.cache)
     try:
         archive = ck.data.fetch("gdrive:" + ck.data.CELEBA_DRIVE_ID, ck.data.CELEBA_FILENAME,
                                 cache_dir=run.cache, dest_dir=data_root,

@@ -254,7 +254,7 @@ cache_dir = Path(run.cache) / "standin" if SMOKE else run.cache   # a stand-in n
 if SMOKE and not (cache_dir / archive_name).exists():
     made = ck.data.standin_unpaired(run.work / "standin-src", name=DATASET, n_train_a=8, n_train_b=10,
                                     n_test_a=6, n_test_b=8, size=48, seed=SEED)
-    ck.open_store(cache_dir).write_bytes(archive_name, Path(made["archive"]).read_bytes())   # whole or absent
+    ck.data.place_in_cache(made["archive"], cache_dir)   # whole or absent
 
 archive = ck.data.fetch(ck.data.CYCLEGAN_URL.format(name=DATASET), archive_name, cache_dir=cache_dir,
                         dest_dir=data_root)

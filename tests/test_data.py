@@ -292,6 +292,27 @@ def test_stale_temporary_files_are_cleaned(server, cifar, tmp_path):
     assert all_entries(tmp_path) == [data.CIFAR10_FILENAME]
 
 
+def test_a_file_placed_in_the_cache_is_fetched_from_there(server, cifar, tmp_path):
+    cache = tmp_path / "drive" / "cache"
+    cache.mkdir(parents=True)
+    (cache / f".{data.CIFAR10_FILENAME}.1234abcd.partial").write_bytes(b"half")   # an older version's leftover
+    where = data.place_in_cache(cifar["archive"], cache)
+    assert where == str(cache / data.CIFAR10_FILENAME)
+    assert all_entries(cache) == [data.CIFAR10_FILENAME]                         # whole, no temporary file
+    path = data.fetch("http://127.0.0.1:9/unreachable.tar.gz", data.CIFAR10_FILENAME, cache_dir=cache,
+                      dest_dir=tmp_path / "dest", md5=cifar["md5"], progress=False)
+    assert path.read_bytes() == cifar["bytes"] and server.hits == []
+    memory = f"memory://place-{uuid.uuid4().hex}"
+    assert data.place_in_cache(cifar["archive"], memory, "renamed.tar.gz") == memory + "/renamed.tar.gz"
+    path = data.fetch("http://127.0.0.1:9/unreachable.tar.gz", "renamed.tar.gz", cache_dir=memory,
+                      dest_dir=tmp_path / "dest2", md5=cifar["md5"], progress=False)
+    assert path.read_bytes() == cifar["bytes"]
+    with pytest.raises(FileNotFoundError, match="not a file"):
+        data.place_in_cache(tmp_path / "no-such-archive.zip", cache)
+    with pytest.raises(ValueError, match="plain file name"):
+        data.place_in_cache(cifar["archive"], cache, "sub/dir.zip")
+
+
 # ----------------------------------------------------------------------------- fetch from Google Drive
 
 def test_gdrive_download_through_gdown(server, cifar, tmp_path, bars):

@@ -5,10 +5,11 @@ The pieces, in the order a notebook uses them, each in its own module:
 * :mod:`.sources`: every data set and model file the course fetches (URL or Drive id, checksum,
   size, layout), as :data:`SOURCES` and as the constants the notebooks use (``CIFAR10_URL``, ...).
 * :mod:`.download`: :func:`fetch` brings one file to the VM's fast local disk, through the
-  persistent cache (:mod:`.cache`, Google Drive in Colab), verifies checksums (:mod:`.hashing`),
-  and turns every way a download can go wrong into a :class:`DataError` whose message says what
-  the learner can do (:mod:`.advice`). Google Drive files go through gdown (:mod:`.drive`, which
-  copes with Colab's gdown 5.2.2 and with 6.x). Nothing half-written is left behind.
+  persistent cache (:mod:`.cache`, Google Drive in Colab; :func:`place_in_cache` puts a file of
+  yours there), verifies checksums (:mod:`.hashing`), and turns every way a download can go wrong
+  into a :class:`DataError` whose message says what the learner can do (:mod:`.advice`). Google
+  Drive files go through gdown (:mod:`.drive`, which copes with Colab's gdown 5.2.2 and with 6.x).
+  Nothing half-written is left behind.
 * :mod:`.archive`: :func:`extract` unpacks a zip or tar archive safely, with a completion marker
   so that a half-extracted folder is redone; :func:`check_layout` checks the result.
 * :mod:`.readers`: :func:`load_py2_pickle` and :func:`read_cifar10` read the data sets' own formats.
@@ -23,6 +24,7 @@ The pieces, in the order a notebook uses them, each in its own module:
 from __future__ import annotations
 
 from .archive import check_layout, extract
+from .cache import place_in_cache
 from .download import fetch
 from .drive import DRIVE_URL
 from .errors import (
@@ -96,6 +98,7 @@ __all__ = [
     "extract",
     "fetch",
     "load_py2_pickle",
+    "place_in_cache",
     "read_cifar10",
     "standin_celeba",
     "standin_cifar10",

@@ -1,8 +1,10 @@
 """The persistent archive cache of :func:`colabkit.data.fetch` (Google Drive in Colab).
 
-A new Colab session copies an archive from here instead of downloading it again. Files arrive
-under a temporary name inside the cache folder and are renamed into place when complete, so a
-VM that dies mid-copy leaves no half-written archive under the real name.
+A new Colab session copies an archive from here instead of downloading it again. Files are
+written through colabkit's store (:mod:`colabkit.store`, the one atomic-write path): under a
+temporary name inside the cache folder, renamed into place when complete, so a VM that dies
+mid-copy leaves no half-written archive under the real name. :func:`place_in_cache` puts a file
+you already have there (a stand-in archive, a copy downloaded by hand) for fetch to find.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import glob
 import os
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 
-from ._io import _CHUNK, _bar, _unlink
+from ..store import TMP_PREFIX, FsspecStore, LocalStore
+from ._io import _bar, _unlink
 
 
 class _Cache:
@@ -25,16 +27,15 @@ class _Cache:
         self.fs = None
         text = os.fspath(cache_dir)
         if "://" in text and not text.startswith("file://"):
-            import fsspec  # only needed for URL caches (memory://, gs://, ...)
-
-            self.fs, root = fsspec.core.url_to_fs(text)
-            self.root = root.rstrip("/")
+            self.store = FsspecStore(text)    # memory://, gs://, ...
+            self.fs, self.root = self.store.fs, self.store.root
             self.path = f"{self.root}/{filename}"
             self.display = f"{text.rstrip('/')}/{filename}"
         else:
             if text.startswith("file://"):
                 text = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
             self.root = Path(text).expanduser()
+            self.store = LocalStore(self.root)
             self.path = self.root / filename
             self.display = str(self.path)
 
@@ -54,57 +55,38 @@ class _Cache:
         return open(self.path, "rb")
 
     def delete(self) -> None:
-        if self.fs is not None:
-            if self.fs.exists(self.path):
-                self.fs.rm(self.path)
-        else:
-            _unlink(self.path)
+        self.store.delete(self.filename)
 
-    def store(self, src: Path, progress: bool) -> None:
-        """Copy ``src`` in under a temporary name, flush and fsync, then rename into place.
+    def store_file(self, src: Path, progress: bool) -> None:
+        """Copy ``src`` in: streamed into a temporary name in the cache folder, flushed, renamed.
 
         Drive is mounted with FUSE: no symlinks, and a rename from /content into it crosses
         devices, so the bytes are written inside the cache folder itself and only then renamed.
+        A failure raises an OSError (:class:`colabkit.store.StoreError`) and leaves nothing behind.
         """
-        tmp_name = f".{self.filename}.{uuid.uuid4().hex[:8]}.partial"
-        size = src.stat().st_size
-        if self.fs is not None:
-            self.fs.makedirs(self.root, exist_ok=True)
-            tmp = f"{self.root}/{tmp_name}"
-            try:
-                with open(src, "rb") as fin, self.fs.open(tmp, "wb") as fout, \
-                        _bar(size, f"caching {self.filename}", progress) as bar:
-                    while chunk := fin.read(_CHUNK):
-                        fout.write(chunk)
-                        bar.update(len(chunk))
-                self.fs.mv(tmp, self.path)
-            except BaseException:
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
-                raise
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Leftovers of a VM that died while caching this file.
-        for stale in self.root.glob(f".{glob.escape(self.filename)}.*.partial"):
-            _unlink(stale)
-        tmp = self.root / tmp_name
-        try:
-            with open(src, "rb") as fin, open(tmp, "wb") as fout, \
-                    _bar(size, f"caching {self.filename}", progress) as bar:
-                while chunk := fin.read(_CHUNK):
-                    fout.write(chunk)
-                    bar.update(len(chunk))
-                fout.flush()
-                os.fsync(fout.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            _unlink(tmp)
-            raise
-        try:  # make the rename durable where the file system allows it (Drive's FUSE may not)
-            fd = os.open(self.root, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        if self.fs is None and self.root.is_dir():
+            # Leftovers of a VM that died while caching this file (and the names older versions used).
+            for pattern in (f"{TMP_PREFIX}*-{glob.escape(self.filename)}", f".{glob.escape(self.filename)}.*.partial"):
+                for stale in self.root.glob(pattern):
+                    _unlink(stale)
+        with _bar(Path(src).stat().st_size, f"caching {self.filename}", progress) as bar:
+            self.store.put_file(self.filename, src, on_chunk=bar.update)
+
+
+def place_in_cache(src, cache_dir, name: str | None = None, *, progress: bool = False) -> str:
+    """Put the local file ``src`` into the archive cache ``cache_dir`` as ``name`` (default: its own name).
+
+    :func:`fetch` then finds it there instead of downloading: how smoke mode puts a stand-in archive
+    where the real one is cached, and how a learner who downloaded a file by hand hands it over.
+    The copy is streamed and atomic: the cache holds the whole file or none of it. Returns where
+    it went (a path or URL, for printing).
+    """
+    src = Path(src)
+    name = name or src.name
+    if name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"name must be a plain file name, got {name!r}")
+    if not src.is_file():
+        raise FileNotFoundError(f"place_in_cache: {src} is not a file; give the path of the archive to cache.")
+    cache = _Cache(cache_dir, name)
+    cache.store_file(src, progress)
+    return cache.display

@@ -123,7 +123,7 @@ def fetch(source: str, filename: str, *, cache_dir=None, dest_dir, sha256: str |
         try:
             if cache.exists() and cache.size() == dest.stat().st_size:
                 return
-            cache.store(dest, progress)
+            cache.store_file(dest, progress)
         except OSError as e:
             warnings.warn(f"Could not copy {filename} into the cache {cache.display}: {e}. "
                           "The download is fine; the next session will download it again.",
