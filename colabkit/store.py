@@ -137,9 +137,10 @@ class LocalStore(Store):
         self._write(name, (view[start:start + (1 << 24)] for start in range(0, len(view), 1 << 24)))
 
     def put_file(self, name: str, src: str | os.PathLike, on_chunk: Callable[[int], object] | None = None) -> None:
-        self._write(name, _chunks_of(src, on_chunk))
+        # Large files copied once (archives): the rename is made durable too, where the folder allows it.
+        self._write(name, _chunks_of(src, on_chunk), sync_folder=True)
 
-    def _write(self, name: str, chunks: Iterable) -> None:
+    def _write(self, name: str, chunks: Iterable, *, sync_folder: bool = False) -> None:
         """The one way files are written here: a temporary name beside the target, fsync, rename."""
         path = self._path(name)
         tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
@@ -160,7 +161,8 @@ class LocalStore(Store):
             if isinstance(exc, OSError):
                 raise _explain(exc, str(path)) from exc
             raise
-        _sync_folder(path.parent)
+        if sync_folder:
+            _sync_folder(path.parent)
 
     def read_bytes(self, name: str) -> bytes:
         return self._path(name).read_bytes()
