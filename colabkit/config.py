@@ -90,7 +90,8 @@ def cell_settings(filename: str, lineno: int, module_globals: dict | None = None
     lines = linecache.getlines(filename, module_globals)
     if not lines:
         raise SetupError(f"ck.settings() reads the code of the cell that calls it and found none for {filename!r}. "
-                         "Call it in the settings cell of a notebook, or in a script file.")
+                         "Call it in the settings cell of a notebook or in a script file; code run with exec() "
+                         "needs its source in linecache first (colabkit.nbcells.exec_cell does that).")
     start = 0          # 0-based index of the cell's first line
     end = len(lines)
     for i, line in enumerate(lines):

@@ -7,6 +7,7 @@ measure is the notebook's own, with no copy to drift from it.
 
 from __future__ import annotations
 
+import linecache
 import re
 import sys
 import types
@@ -31,6 +32,14 @@ def cells(path: str | Path) -> list[tuple[str, str]]:
     return out
 
 
+def exec_cell(source: str, namespace: dict, filename: str) -> None:
+    """Execute one cell's source in `namespace`, as a kernel does: the source is registered with
+    linecache under `filename` (as IPython registers each cell), so tracebacks show its lines and
+    ck.settings() can read the cell that calls it."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+
+
 def load(path: str | Path, tag: str = "lib", namespace: dict | None = None) -> types.SimpleNamespace:
     """Execute, in order, the cells tagged `tag`; return what they define."""
     if namespace is None:
@@ -45,7 +54,7 @@ def load(path: str | Path, tag: str = "lib", namespace: dict | None = None) -> t
     for header, source in cells(path):
         if "[markdown]" in header or not re.search(rf"tags=\[[^\]]*[\"']{re.escape(tag)}[\"']", header):
             continue
-        exec(compile(source, f"{path}:{tag}-cell-{found}", "exec"), ns)
+        exec_cell(source, ns, f"{path}:{tag}-cell-{found}")
         found += 1
     if not found:
         raise ValueError(f"{path} has no cells tagged {tag!r}")

@@ -138,18 +138,11 @@ def test_every_setting_is_guarded(name, smoke, home, monkeypatch, capsys):
     cell = SettingsCell(REPO / "notebooks" / f"{name}.py")
     ns, settings = cell.run()
     assert len(settings) >= 10, f"{name}: the settings cell bound only {sorted(settings)}"
-    stray = cell.names_below() - BELOW_CFG[name]
-    assert not stray, f"{name}: {sorted(stray)} assigned below `cfg = ...` in the settings cell escape cfg"
-
     cfg = cell.cfg(ns)
-    speed = cfg.get(SPEED, {})
-    assert set(speed) == SPEED_ONLY[name], f"{name}: speed-only settings {sorted(speed)}"
-    missing = [k for k in settings if k not in cfg and k not in speed]
-    assert not missing, f"{name}: settings left out of cfg: {missing}"
-
     loop, _ = open_loop(cfg, capsys)
     for _ in loop:   # one step: a checkpoint with these settings
         pass
+
     escaped, refused = [], []
     for key, value in settings.items():
         new = changed(value)
@@ -166,6 +159,13 @@ def test_every_setting_is_guarded(name, smoke, home, monkeypatch, capsys):
             refused.append(f"{key}: resumed from {loop.resumed_from}, printed {out!r}")
     assert not escaped, f"{name}: changed, and the guard let the run continue: {escaped}"
     assert not refused, f"{name}: the guard refused a speed-only setting, or named the wrong ones: {refused}"
+
+    speed = cfg.get(SPEED, {})
+    missing = [k for k in settings if k not in cfg and k not in speed]
+    assert not missing, f"{name}: settings left out of cfg: {missing}"
+    assert set(speed) == SPEED_ONLY[name], f"{name}: speed-only settings {sorted(speed)}"
+    stray = cell.names_below() - BELOW_CFG[name]
+    assert not stray, f"{name}: {sorted(stray)} assigned below `cfg = ...` in the settings cell escape cfg"
 
 
 # --- ck.settings itself --------------------------------------------------------------------------
@@ -210,6 +210,8 @@ def test_settings_errors_say_what_to_do(tmp_path):
         run_script(tmp_path, "import colabkit as ck\nA = 1\ncfg = ck.settings(speed_only=['NUM_WORKER'])\n")
     with pytest.raises(ck.SetupError, match="T = tensor.*not a plain value.*build the object below"):
         run_script(tmp_path, "import torch\nimport colabkit as ck\nT = torch.zeros(1)\ncfg = ck.settings()\n")
+    with pytest.raises(ck.SetupError, match="found none for '<string>'.*exec_cell"):
+        exec("import colabkit as ck\nA = 1\ncfg = ck.settings()\n", {"__name__": "__main__"})
     with pytest.raises(ck.SetupError, match="top level"):
         run_script(tmp_path, "import colabkit as ck\ndef f():\n    return ck.settings()\nf()\n")
 
@@ -217,3 +219,16 @@ def test_settings_errors_say_what_to_do(tmp_path):
 def test_setup_seeds_from_the_SEED_setting(home):
     assert ck.setup("s", {"SEED": 7}, verbose=False).seed == 7
     assert ck.setup("s", {"seed": 5}, verbose=False).seed == 5
+
+
+def test_settings_reads_the_cell_in_a_kernel(tmp_path):
+    # In Jupyter and Colab a cell is compiled from IPython's cache of its source, not from a file.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell()
+    shell.run_cell("import colabkit as ck", store_history=True)
+    shell.run_cell("LR = 2e-4\nNUM_WORKERS = 2\nBETAS = (0.5, 0.999)\ncfg = ck.settings(speed_only=['NUM_WORKERS'])\n"
+                   "later = 1", store_history=True).raise_error()
+    assert shell.user_ns["cfg"] == {"LR": 2e-4, "BETAS": [0.5, 0.999], "speed": {"NUM_WORKERS": 2}}
+    shell.run_cell("LR = 1e-4\ncfg = ck.settings()", store_history=True).raise_error()   # a re-run, same kernel
+    assert shell.user_ns["cfg"] == {"LR": 1e-4}   # this cell's names only, not the kernel's
