@@ -17,6 +17,7 @@ from .checkpoint import (
     LeaseLost,
     assert_identical,
 )
+from .config import settings
 from .env import (
     DeviceInfo,
     DriveMountError,
@@ -47,5 +48,6 @@ __all__ = [
     "Interrupted", "LeaseHeld", "LeaseLost",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
     "StoreError", "assert_identical", "data", "detect_device", "image_grid", "in_colab", "loopback", "metrics",
-    "mount_drive", "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard",
+    "mount_drive", "open_store", "plot_history", "settings", "setup", "show", "show_images", "smoke_mode",
+    "tensorboard",
 ]

@@ -201,7 +201,9 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
     if smoke:
         name = f"{name}-smoke"
     config = _normalise(config)
-    seed = int(config.get("seed", 0) if seed is None else seed)
+    if seed is None:   # ck.settings() keeps the settings' own names: SEED
+        seed = config.get("seed", config.get("SEED", 0))
+    seed = int(seed)
     if allow_cpu is None:
         allow_cpu = smoke or flags._flag("COLABKIT_ALLOW_CPU")
     deterministic = smoke if deterministic is None else deterministic

@@ -41,6 +41,7 @@ from .checkpoint import (
     rng_state,
     set_rng_state,
 )
+from .config import SPEED, is_speed_key
 from .store import LocalStore
 
 VM_LIFETIME_H = 12.0   # Colab recycles a VM after at most this long
@@ -124,6 +125,12 @@ class Loop:
             return
         payload, fname = found
         diffs = diff_config(payload.get("config", {}), self.run.config)
+        speed = [d for d in diffs if is_speed_key(d[0])]
+        if speed:   # cfg["speed"] (ck.settings(speed_only=...)): how fast, not what; may change
+            changes = ", ".join(f"{k.removeprefix(SPEED + '.')} {a!r} → {b!r}" for k, a, b in speed)
+            print(f"[{self.name}] speed-only settings differ from {fname}'s: {changes} "
+                  "(they change how fast it trains, not what it computes)")
+            diffs = [d for d in diffs if not is_speed_key(d[0])]
         if allow_config_change is not True:
             allowed = set(allow_config_change or [])
             diffs_blocking = [d for d in diffs if d[0] not in allowed]

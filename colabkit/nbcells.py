@@ -37,6 +37,14 @@ def _cells_at(text: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def exec_cell(source: str, namespace: dict, filename: str) -> None:
+    """Execute one cell's source in `namespace`, as a kernel does: the source is registered with
+    linecache under `filename` (as IPython registers each cell), so tracebacks show its lines and
+    ck.settings() can read the cell that calls it."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+
+
 def load(path: str | Path, tag: str = "lib", namespace: dict | None = None) -> types.SimpleNamespace:
     """Execute, in order, the cells tagged `tag`; return what they define."""
     if namespace is None:

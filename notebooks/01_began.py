@@ -150,11 +150,13 @@ if SMOKE:
     STANDIN_PER_BATCH = 50
     torch.set_num_threads(1)   # networks this small gain nothing from threads; shared CI cores lose a lot
 
-cfg = dict(dataset=DATASET, image_size=IMAGE_SIZE, n=N_FILTERS, h=H_DIM, z=Z_DIM, skip=SKIP, gamma=GAMMA,
-           lambda_k=LAMBDA_K, k_0=K_0, lr=LR, g_lr_scale=G_LR_SCALE, betas=list(BETAS), batch_size=BATCH_SIZE,
-           total_steps=TOTAL_STEPS, stall_window=STALL_WINDOW, stall_patience=STALL_PATIENCE,
-           stall_tolerance=STALL_TOLERANCE, lr_floor=LR_FLOOR, init=INIT, seed=SEED,
-           standin_per_batch=STANDIN_PER_BATCH)
+# cfg: every name this cell assigns above, collected from the cell's own code by ck.settings, so a
+# setting cannot be left out. Each checkpoint records cfg; a later session whose values differ stops
+# with the list. Only the speed-only settings below may change between sessions: they change how fast
+# it trains, never what it computes.
+cfg = ck.settings(speed_only=[
+    "NUM_WORKERS",   # batches are drawn under seeds of (SEED, epoch, batch): the same with any number of workers
+])
 run = ck.setup(f"began-{DATASET}-gamma{GAMMA}" + ("-skip" if SKIP else ""), config=cfg)
 CUDA = run.device.type == "cuda"
 CHANNELS_LAST = CUDA      # NHWC convolutions are faster on tensor cores; the math is unchanged
