@@ -25,7 +25,9 @@ import re
 import sys
 from collections.abc import Iterable
 
-from .env import SetupError
+
+class SetupError(RuntimeError):
+    """The run cannot be set up as asked (a setting, the device, Drive); the message says what to do."""
 
 SPEED = "speed"   # cfg[SPEED]: the speed-only settings, which may differ from the checkpoint's
 

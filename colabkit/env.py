@@ -15,6 +15,7 @@ import torch
 
 from . import board, flags
 from .board import use_figure_folder
+from .config import SetupError
 from .loop import Loop
 from .store import Store, open_store
 
@@ -22,9 +23,6 @@ DRIVE_MOUNT = "/content/drive"
 DRIVE_HOME = "/content/drive/MyDrive/colabkit"
 COLAB_WORK = "/content/colabkit"
 
-
-class SetupError(RuntimeError):
-    pass
 
 
 class DriveMountError(SetupError):
