@@ -12,7 +12,9 @@ Two data sets, each at 0 and 2 worker processes:
           Python's random), batch 1 as in the paper
 Two resumable loaders each time: as the notebooks build it (all three global generators seeded
 for each batch), and with `draws_from` naming only the generators that data set draws from (torch
-for cifar; torch and Python for jpeg), which the data set may declare.
+for cifar; torch and Python for jpeg), which the data set may declare. And a control: a second
+plain DataLoader, timed like the others against the first; its ratios would be 1.00 on an idle
+machine, so how far they stray shows how much of any ratio is the measurement.
 For each case the plain loader and the resumable loaders are built once (persistent workers when
 there are any), warmed up by one epoch, then timed one epoch at a time, rotating which goes first;
 the best epoch of each is kept. Ratio = resumable / plain images per second (one CycleGAN sample is
@@ -33,6 +35,7 @@ the workers.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -125,21 +128,28 @@ def interleaved(loaders: dict, rounds: int) -> dict:
     return {name: (statistics.median(v), min(v), max(v)) for name, v in ratios.items()}
 
 
+CONTROL = "control: plain again"
+
+
 def compare(dataset, batch: int, workers: int, rounds: int, variants: dict) -> list[dict]:
-    """Plain against each resumable variant (name -> ResumableLoader keyword arguments)."""
-    plain = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
-                       persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    """Plain against each resumable variant (name -> ResumableLoader keyword arguments) and against a
+    second plain DataLoader (CONTROL: its ratios show how far the measurement itself strays from 1)."""
+    def make_plain():
+        return DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
+                          persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+
+    plain = {"plain": make_plain(), CONTROL: make_plain()}
     loaders = {name: ck.ResumableLoader(dataset, batch_size=batch, seed=0, num_workers=workers, **kw)
                for name, kw in variants.items()}
-    epochs = dict.fromkeys(["plain", *loaders], 0)
+    epochs = dict.fromkeys([*plain, *loaders], 0)
 
     def starter(name):
         def start():
             epochs[name] += 1
-            return iter(plain) if name == "plain" else loaders[name].epoch_batches(epochs[name])
+            return iter(plain[name]) if name in plain else loaders[name].epoch_batches(epochs[name])
         return start
 
-    runs = {"plain": (starter("plain"), lambda: worker_pids(plain))}
+    runs = {name: (starter(name), lambda dl=dl: worker_pids(dl)) for name, dl in plain.items()}
     for name, loader in loaders.items():
         runs[name] = (starter(name), lambda loader=loader: worker_pids(loader._loader))
     names = list(runs)
@@ -158,7 +168,7 @@ def compare(dataset, batch: int, workers: int, rounds: int, variants: dict) -> l
                 cpu[name] = None
     inter = interleaved({name: f for name, (f, _) in runs.items()}, rounds) if workers == 0 else {}
     out = []
-    for name in loaders:
+    for name in [*loaders, CONTROL]:
         row = {"variant": name, "plain": best["plain"], "resumable": best[name], "ratio": best[name] / best["plain"]}
         if name in inter:
             row["interleaved_ratio"], row["interleaved_min"], row["interleaved_max"] = inter[name]
@@ -198,8 +208,8 @@ def own_cost(calls: int = 2000, repeats: int = 5) -> dict | None:
 
 def table(results: list[dict]) -> list[str]:
     """The markdown table (bench/report.py prints the same one)."""
-    lines = ["| data | workers | ck.ResumableLoader | plain DataLoader | resumable | ratio | interleaved ratio, "
-             "median (range) | CPU µs/image, plain | CPU µs/image, resumable | CPU ratio |",
+    lines = ["| data | workers | compared with plain | plain DataLoader | compared | ratio | interleaved ratio, "
+             "median (range) | CPU µs/image, plain | CPU µs/image, compared | CPU ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cpu = (f"{r['cpu_us_plain']:,.0f} | {r['cpu_us_resumable']:,.0f} | {r['cpu_ratio']:.2f}"
@@ -243,7 +253,9 @@ def main():
                 dataset = nb.UnalignedPairs(xs, ys, nb.train_transform(286, 256))
                 batch, what = 1, f"{len(xs)} + {len(ys)} JPEGs 256×256 → 286 → crop 256, batch 1"
                 lean = ("torch", "python")
-            variants = {"default": {}, f"draws_from={lean}": {"draws_from": lean}}
+            variants = {"default": {}}
+            if "draws_from" in inspect.signature(ck.ResumableLoader).parameters:   # else a colabkit from before it
+                variants[f"draws_from={lean}"] = {"draws_from": lean}
             for w in args.workers:
                 for r in compare(dataset, batch, w, rounds, variants):
                     results.append({"case": case, "data": what, "workers": w, **r})
@@ -251,7 +263,7 @@ def main():
                            f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "")
                     inter = (f"; interleaved {r['interleaved_ratio']:.2f} ({r['interleaved_min']:.2f}–"
                              f"{r['interleaved_max']:.2f})" if "interleaved_ratio" in r else "")
-                    print(f"{case:5s} workers={w} {r['variant']:28s}: plain {r['plain']:9,.0f} img/s  resumable "
+                    print(f"{case:5s} workers={w} {r['variant']:28s}: plain {r['plain']:9,.0f} img/s  compared "
                           f"{r['resumable']:9,.0f} img/s  ratio {r['ratio']:.2f}{inter}{cpu}", flush=True)
 
     cost = own_cost()
