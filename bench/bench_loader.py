@@ -23,8 +23,9 @@ one process mean anything, and on a busy machine even they swing, since the sche
 process (and the workers) different shares of the cores from one epoch to the next. So two more
 figures, which depend much less on the load:
   interleaved  (no workers only) the loaders' epochs advanced in lockstep, one batch of each in
-          turn, each batch timed; ratio = plain / resumable median time per batch, per epoch: the
-          median over the timed epochs, and the lowest and highest. A burst of load hits both alike.
+          turn (the order rotated from batch to batch), each batch timed; ratio = plain / resumable
+          median time per batch, per epoch: the median over the timed epochs, and the lowest and
+          highest. A burst of load hits all alike.
   CPU     CPU time each loader spends per image (this process and its workers, from /proc, over all
           timed epochs), ratio plain / resumable.
 Last, the time ResumableLoader itself adds per batch (seeding, and in the main process saving and
@@ -115,7 +116,9 @@ def interleaved(loaders: dict, rounds: int) -> dict:
         live = True
         b = 0
         while live:
-            for name in (names if b % 2 == 0 else names[::-1]):
+            # rotated each batch: every loader takes every place in turn, and none runs twice in a row
+            # (a loader right after itself finds its data still in the caches)
+            for name in names[b % len(names):] + names[:b % len(names)]:
                 t = clock()
                 if next(its[name], None) is None:
                     live = False

@@ -222,8 +222,13 @@ class _PythonGlobal:
 def _draws_from(dataset, draws_from) -> tuple[str, ...]:
     """The generators to seed: the loader's `draws_from`, else the data set's, else all three."""
     if draws_from is None:
-        draws_from = getattr(dataset, "draws_from", GENERATORS)
-    names = (draws_from,) if isinstance(draws_from, str) else tuple(draws_from)
+        draws_from = getattr(dataset, "draws_from", None)
+    if draws_from is None:
+        return GENERATORS
+    try:
+        names = (draws_from,) if isinstance(draws_from, str) else tuple(draws_from)
+    except TypeError:
+        names = (draws_from,)
     unknown = [n for n in names if n not in GENERATORS]
     if unknown:
         raise ValueError(f"draws_from={draws_from!r}: {unknown} unknown; name the global generators the data set "

@@ -182,6 +182,9 @@ def test_a_draw_from_a_generator_left_out_raises(workers):
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"\['jax'\] unknown"):
         ck.ResumableLoader(Noisy(), batch_size=3, draws_from=("torch", "jax"))
+    with pytest.raises(ValueError, match=r"\[3\] unknown"):
+        ck.ResumableLoader(Noisy(), batch_size=3, draws_from=3)
+    assert ck.ResumableLoader(Noisy(), batch_size=3, draws_from="numpy").draws_from == ("numpy",)
     with pytest.raises(ValueError, match="persistent_workers=True needs num_workers > 0"):
         ck.ResumableLoader(Noisy(), batch_size=3, persistent_workers=True)
 
