@@ -28,8 +28,10 @@ figures, which depend much less on the load:
           highest. A burst of load hits all alike.
   CPU     CPU time each loader spends per image (this process and its workers, from /proc, over all
           timed epochs), ratio plain / resumable.
-Last, the time ResumableLoader itself adds per batch (seeding, and in the main process saving and
-restoring the global generators), timed on its own. The main process uses one torch thread, like
+Last, each loader's own time per batch, without workers, on samples that cost nothing (the loaders
+interleaved as above; plain DataLoader's is its per-batch machinery and collation), and the time
+ResumableLoader's seeding adds per batch (and in the main process saving and restoring the global
+generators), timed on its own. The main process uses one torch thread, like
 the workers.
 """
 
@@ -183,30 +185,71 @@ def compare(dataset, batch: int, workers: int, rounds: int, variants: dict) -> l
     return out
 
 
-def own_cost(calls: int = 2000, repeats: int = 5) -> dict | None:
-    """µs ResumableLoader adds per batch, whatever the data (wall time, best of `repeats`): in the main
-    process (save, seed and restore the global generators: all three, or torch's alone) and in a
-    worker process (seed all three)."""
+def own_cost(calls: int = 2000, repeats: int = 3) -> dict | None:
+    """µs ResumableLoader adds per batch, whatever the data: in the main process (save, seed and restore
+    the global generators: all three, or torch's alone) and in a worker process (seed all three).
+    Each call timed on its own, the median over `calls`, the lowest of `repeats`: the mean of a timed
+    loop would count every time the scheduler hands the core to another process."""
     try:
         from colabkit.loader import _seed_globals, _SeededBatches
         _SeededBatches([], None, ("torch",))
     except (ImportError, TypeError):   # a colabkit from before per-batch seeding, or before draws_from
         return None
     key = ([], 0x123456789ABCDEF)
+    clock = time.perf_counter
 
     def best(f):
         out = float("inf")
         for _ in range(repeats):
-            c = time.perf_counter()
+            times = []
             for _ in range(calls):
+                t = clock()
                 f()
-            out = min(out, (time.perf_counter() - c) / calls * 1e6)
+                times.append(clock() - t)
+            out = min(out, statistics.median(times) * 1e6)
         return out
 
     every = _SeededBatches([], lambda samples: samples)
     torch_only = _SeededBatches([], lambda samples: samples, ("torch",))
     return {"main_us_per_batch": best(lambda: every[key]), "main_torch_us_per_batch": best(lambda: torch_only[key]),
             "worker_us_per_batch": best(lambda: _seed_globals(key[1]))}
+
+
+class _Free(torch.utils.data.Dataset):
+    """Samples that cost nothing (one stored 3×32×32 tensor): what is left is the loaders' own cost."""
+
+    def __init__(self, n: int):
+        self.n, self.x = n, torch.zeros(3, 32, 32)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.x
+
+
+def per_batch_cost(rounds: int, batches: int = 400) -> dict:
+    """µs per batch of 16 free samples without workers, the loaders interleaved: median per epoch, then
+    the median over epochs. Plain DataLoader's figure is its own per-batch machinery and collation."""
+    ds = _Free(16 * batches)
+    plain = DataLoader(ds, batch_size=16, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0))
+    make = {"plain": lambda e: iter(plain), "resumable, default": ck.ResumableLoader(ds, 16).epoch_batches}
+    if "draws_from" in inspect.signature(ck.ResumableLoader).parameters:
+        make["resumable, draws_from=('torch',)"] = ck.ResumableLoader(ds, 16, draws_from=("torch",)).epoch_batches
+    names, clock = list(make), time.perf_counter
+    medians = {name: [] for name in names}
+    for e in range(rounds + 1):      # the first epoch warms up
+        its = {name: f(e) for name, f in make.items()}
+        times = {name: [] for name in names}
+        for b in range(batches):
+            for name in names[b % len(names):] + names[:b % len(names)]:
+                t = clock()
+                next(its[name])
+                times[name].append(clock() - t)
+        if e:
+            for name in names:
+                medians[name].append(statistics.median(times[name]) * 1e6)
+    return {name: statistics.median(v) for name, v in medians.items()}
 
 
 def table(results: list[dict]) -> list[str]:
@@ -269,6 +312,9 @@ def main():
                     print(f"{case:5s} workers={w} {r['variant']:28s}: plain {r['plain']:9,.0f} img/s  compared "
                           f"{r['resumable']:9,.0f} img/s  ratio {r['ratio']:.2f}{inter}{cpu}", flush=True)
 
+    free = per_batch_cost(rounds, 20 if args.smoke else 400)
+    print("\nPer batch of 16 samples that cost nothing, no workers, interleaved (median µs): "
+          + ", ".join(f"{name} {us:.1f}" for name, us in free.items()))
     cost = own_cost()
     if cost:
         print(f"\nResumableLoader's own cost per batch: {cost['main_us_per_batch']:.0f} µs in the main process "
@@ -280,7 +326,8 @@ def main():
     for line in table(results):
         print(line)
     if args.json:
-        summary = {"rounds": rounds, "smoke": args.smoke, "results": results, "own_cost": cost}
+        summary = {"rounds": rounds, "smoke": args.smoke, "results": results, "own_cost": cost,
+                   "free_samples_us_per_batch": free}
         Path(args.json).write_text(json.dumps(summary, indent=1))
     return 0
 

@@ -211,6 +211,10 @@ def write_report(path: Path, m: dict, steps: dict, args, gpu_mode: str) -> str:
               "workers, over all timed epochs. `default` is the loader as the notebooks build it (all three "
               "global generators seeded per batch); `draws_from=...` seeds only those the data set draws from.", "",
               *loader_table(lo["json"]["results"]), ""]
+        free = lo["json"].get("free_samples_us_per_batch")
+        if free:
+            L += ["Each loader's own time per batch of 16 samples that cost nothing, no workers, interleaved "
+                  "(median): " + ", ".join(f"{name} {us:.1f} µs" for name, us in free.items()) + ".", ""]
         cost = lo["json"].get("own_cost")
         if cost:
             torch_only = (f" (torch's alone: {cost['main_torch_us_per_batch']:.0f} µs)"
