@@ -23,7 +23,7 @@ one process mean anything, and on a busy machine even they swing, since the sche
 process (and the workers) different shares of the cores from one epoch to the next. So two more
 figures, which depend much less on the load:
   interleaved  (no workers only) the loaders' epochs advanced in lockstep, one batch of each in
-          turn (the order rotated from batch to batch), each batch timed; ratio = plain / resumable
+          turn (in a random order, drawn anew for each batch), each batch timed; ratio = plain / resumable
           median time per batch, per epoch: the median over the timed epochs, and the lowest and
           highest. A burst of load hits all alike.
   CPU     CPU time each loader spends per image (this process and its workers, from /proc, over all
@@ -42,6 +42,7 @@ import inspect
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -107,26 +108,36 @@ def timed_epoch(make_iter, pids) -> tuple[int, float, float | None]:
     return n, wall, (c1 - c0) if c0 is not None and c1 is not None else None
 
 
+_ORDER = random.Random(0)
+
+
+def shuffled_order(names: list, previous: list) -> list:
+    """The loaders in a fresh random order, the last one before not first. A loader runs faster right
+    after itself (its data still in the caches) and after one that runs the same code (a plain loader
+    after the other plain one), so no fixed order is fair; a random one is, on average."""
+    order = names[:]
+    _ORDER.shuffle(order)
+    if previous and order[0] == previous[-1]:
+        order.append(order.pop(0))
+    return order
+
+
 def interleaved(loaders: dict, rounds: int) -> dict:
     """Per epoch, plain / resumable median time per batch, the loaders advanced one batch each in turn."""
     ratios = {name: [] for name in loaders if name != "plain"}
-    names = list(loaders)
     clock = time.perf_counter
     for r in range(rounds):
         its = {name: make() for name, make in loaders.items()}
-        times = {name: [] for name in names}
-        live = True
-        b = 0
+        times = {name: [] for name in loaders}
+        live, order = True, []
         while live:
-            # rotated each batch: every loader takes every place in turn, and none runs twice in a row
-            # (a loader right after itself finds its data still in the caches)
-            for name in names[b % len(names):] + names[:b % len(names)]:
+            order = shuffled_order(list(loaders), order)
+            for name in order:
                 t = clock()
                 if next(its[name], None) is None:
                     live = False
                     break
                 times[name].append(clock() - t)
-            b += 1
         plain = statistics.median(times["plain"])
         for name in ratios:
             ratios[name].append(plain / statistics.median(times[name]))
@@ -241,8 +252,10 @@ def per_batch_cost(rounds: int, batches: int = 400) -> dict:
     for e in range(rounds + 1):      # the first epoch warms up
         its = {name: f(e) for name, f in make.items()}
         times = {name: [] for name in names}
+        order = []
         for b in range(batches):
-            for name in names[b % len(names):] + names[:b % len(names)]:
+            order = shuffled_order(names, order)
+            for name in order:
                 t = clock()
                 next(its[name])
                 times[name].append(clock() - t)
