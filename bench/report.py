@@ -204,14 +204,25 @@ def write_report(path: Path, m: dict, steps: dict, args, gpu_mode: str) -> str:
     lo = steps.get("loader")
     L += ["## Data loader: ck.ResumableLoader vs a plain shuffled DataLoader", ""]
     if lo and lo.get("json"):
-        L += [f"`bench/bench_loader.py`, best of {lo['json']['rounds']} epochs each, alternated; ratio = "
-              "resumable / plain images per second (≥ 0.9 is the goal); CPU ratio = plain / resumable CPU time "
-              "per image, this process and its workers, over all timed epochs.", "",
+        L += [f"`bench/bench_loader.py`, best of {lo['json']['rounds']} epochs each, rotated; ratio = "
+              "resumable / plain images per second (≥ 0.9 is the goal); interleaved ratio (no workers) = plain / "
+              "resumable median time per batch with the loaders advanced one batch each in turn (a random order "
+              "for each batch), median over the epochs (lowest–highest); CPU ratio = plain / resumable CPU time "
+              "per image, this process and its workers, over all timed epochs. `default` is the loader as the "
+              "notebooks build it (all three global generators seeded per batch); `draws_from=...` seeds only "
+              "those the data set draws from; `control` is a second plain DataLoader: how far its ratios are "
+              "from 1 is the measurement's own error.", "",
               *loader_table(lo["json"]["results"]), ""]
+        free = lo["json"].get("free_samples_us_per_batch")
+        if free:
+            L += ["Each loader's own time per batch of 16 samples that cost nothing, no workers, interleaved "
+                  "(median): " + ", ".join(f"{name} {us:.1f} µs" for name, us in free.items()) + ".", ""]
         cost = lo["json"].get("own_cost")
         if cost:
-            L += [f"ResumableLoader's own CPU cost per batch, timed alone: {cost['main_us_per_batch']:.0f} µs in the "
-                  f"main process (save, seed and restore the three global generators), "
+            torch_only = (f"; torch's alone: {cost['main_torch_us_per_batch']:.0f} µs"
+                          if "main_torch_us_per_batch" in cost else "")
+            L += [f"ResumableLoader's own cost per batch, timed alone: {cost['main_us_per_batch']:.0f} µs in the "
+                  f"main process (save, seed and restore the three global generators{torch_only}), "
                   f"{cost['worker_us_per_batch']:.0f} µs in a worker process (seed only).", ""]
     elif lo:
         L += [f"bench_loader.py: {lo['status']}", ""]

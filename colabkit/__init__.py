@@ -19,6 +19,7 @@ from .checkpoint import (
     assert_identical,
     unwrap,
 )
+from .config import settings
 from .env import (
     DeviceInfo,
     DriveMountError,
@@ -27,11 +28,10 @@ from .env import (
     Run,
     SetupError,
     detect_device,
-    in_colab,
     mount_drive,
     setup,
-    smoke_mode,
 )
+from .flags import in_colab, smoke_mode
 from .loader import ResumableLoader
 from .loop import Interrupted, Loop, State
 from .store import LocalStore, StoreError, open_store
@@ -49,6 +49,7 @@ __all__ = [
     "CheckpointError", "Checkpointer", "ConfigMismatch", "DeviceInfo", "DriveMountError", "DriveUnavailable",
     "Interrupted", "LeaseHeld", "LeaseLost",
     "LocalStore", "Loop", "NoGPUError", "Precision", "ResumableLoader", "Run", "SetupError", "State",
-    "StoreError", "assert_identical", "data", "detect_device", "dist", "image_grid", "in_colab", "loopback", "metrics",
-    "mount_drive", "open_store", "plot_history", "setup", "show", "show_images", "smoke_mode", "tensorboard", "unwrap",
+    "StoreError", "assert_identical", "data", "detect_device", "dist", "image_grid", "in_colab", "loopback",
+    "metrics", "mount_drive", "open_store", "plot_history", "settings", "setup", "show", "show_images", "smoke_mode",
+    "tensorboard", "unwrap",
 ]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from . import flags
 from .dist import current as current_world
+from .flags import in_notebook
 from .store import Store
 
 
@@ -80,26 +83,15 @@ class EventLog:
 
 # --- in the notebook -----------------------------------------------------------------------------
 
-def in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
-
-
 def tensorboard(logdir, *, port: int = 6006, start: bool | None = None) -> str:
     """Show TensorBoard in the notebook (the %tensorboard magic); elsewhere print the command.
 
     `start=None` starts it only in a notebook outside smoke mode. Returns the CLI command.
     """
-    from .env import smoke_mode
-
     logdir = str(logdir)
     command = f"tensorboard --logdir {logdir} --port {port}"
     if start is None:
-        start = in_notebook() and not smoke_mode()
+        start = in_notebook() and not flags.smoke_mode()
     if not start:
         print(f"TensorBoard: run  {command}  and open http://localhost:{port}/")
         return command
@@ -118,8 +110,10 @@ def tensorboard(logdir, *, port: int = 6006, start: bool | None = None) -> str:
     return command
 
 
-# Where figures go outside a notebook: setup() points this at <run.work>/figures.
+# Where figures go outside a notebook: setup() points this at <run.work>/figures. Before any
+# setup(), the folder _default_figure_folder() names: colabkit.env sets it to <work>/figures.
 _figure_folder: Path | None = None
+_default_figure_folder: Callable[[], Path] = lambda: Path.cwd() / "figures"
 _figures_saved: dict[Path, int] = {}
 
 
@@ -127,6 +121,12 @@ def use_figure_folder(folder) -> None:
     """Save the figures of scripts (see :func:`show`) into ``folder`` from now on."""
     global _figure_folder
     _figure_folder = Path(folder)
+
+
+def set_default_figure_folder(where: Callable[[], Path]) -> None:
+    """Where figures go before any :func:`use_figure_folder`: ``where()``, asked at each save."""
+    global _default_figure_folder
+    _default_figure_folder = where
 
 
 def _figure_name(fig) -> str:
@@ -142,12 +142,7 @@ def _figure_name(fig) -> str:
 
 
 def _save_figure(fig) -> Path:
-    if _figure_folder is None:
-        from .env import _default_work, in_colab
-
-        folder = _default_work(in_colab()) / "figures"
-    else:
-        folder = _figure_folder
+    folder = _default_figure_folder() if _figure_folder is None else Path(_figure_folder)
     folder.mkdir(parents=True, exist_ok=True)
     number = _figures_saved.get(folder, 0) + 1
     _figures_saved[folder] = number

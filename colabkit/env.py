@@ -14,21 +14,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import board, flags
 from .board import use_figure_folder
+from .config import SetupError
 from .dist import World
 from .dist import average as average_over
 from .dist import init as join_world
 from .dist import wrap as wrap_ddp
 from .loader import derive_seed
+from .loop import Loop
 from .store import Store, open_store
 
 DRIVE_MOUNT = "/content/drive"
 DRIVE_HOME = "/content/drive/MyDrive/colabkit"
 COLAB_WORK = "/content/colabkit"
 
-
-class SetupError(RuntimeError):
-    pass
 
 
 class DriveMountError(SetupError):
@@ -37,19 +37,6 @@ class DriveMountError(SetupError):
 
 class NoGPUError(SetupError):
     pass
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def smoke_mode() -> bool:
-    """True when COLABKIT_SMOKE is set: every notebook shrinks to a few steps on stand-in data."""
-    return _flag("COLABKIT_SMOKE")
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules or os.path.exists("/var/colab/hostname")
 
 
 def repo_root(start: Path | None = None) -> Path | None:
@@ -210,8 +197,6 @@ class Run:
 
     def loop(self, name: str = "train", **kwargs):
         """A resumable training loop whose checkpoints live in <home>/<name>/ (see colabkit.loop.Loop)."""
-        from .loop import Loop
-
         return Loop(self, name, **kwargs)
 
     def saved_steps(self) -> dict[str, int]:
@@ -249,6 +234,10 @@ def _default_work(colab: bool) -> Path:
     return (root / ".work") if root else Path.home() / "colabkit-work"
 
 
+# Figures a script draws before any setup() go to the default scratch folder (board sits below env).
+board.set_default_figure_folder(lambda: _default_work(flags.in_colab()) / "figures")
+
+
 def setup(name: str, config: dict | None = None, *, seed: int | None = None, allow_cpu: bool | None = None,
           precision: str | None = None, deterministic: bool | None = None, verbose: bool = True) -> Run:
     """Mount Drive (in Colab), make the run's folders, pick device and precision, seed, print a table.
@@ -256,14 +245,16 @@ def setup(name: str, config: dict | None = None, *, seed: int | None = None, all
     In smoke mode the run name gets a `-smoke` suffix, the CPU is allowed and algorithms are made
     deterministic (so resumed runs can be compared bit for bit).
     """
-    smoke = smoke_mode()
-    colab = in_colab()
+    smoke = flags.smoke_mode()
+    colab = flags.in_colab()
     if smoke:
         name = f"{name}-smoke"
     config = _normalise(config)
-    seed = int(config.get("seed", 0) if seed is None else seed)
+    if seed is None:   # ck.settings() keeps the settings' own names: SEED
+        seed = config.get("seed", config.get("SEED", 0))
+    seed = int(seed)
     if allow_cpu is None:
-        allow_cpu = smoke or _flag("COLABKIT_ALLOW_CPU")
+        allow_cpu = smoke or flags._flag("COLABKIT_ALLOW_CPU")
     deterministic = smoke if deterministic is None else deterministic
 
     info = detect_device(allow_cpu)

@@ -87,7 +87,7 @@ def scan(dest: Path, entries: list[str]) -> tuple[int, list[list[str]]]:
 
 def settle(dest: Path, marker: Path, info: dict, archive: str, mode: str) -> None:
     """Act on the check recorded in `info` (the marker's content): stop, or move the bad images aside."""
-    from .data import CorruptFileError
+    from .data.errors import CorruptFileError
 
     images = info["images"]
     bad = [b for b in images["bad"] if b[0] not in images["skipped"]]

@@ -5,14 +5,18 @@ at step s, however many worker processes load them. Each epoch's order is a perm
 by (seed, epoch); each batch is produced with Python's, NumPy's and torch's global generators
 seeded by (seed, epoch, batch index), so a dataset may use ordinary random transforms.
 
-Seeding once per batch instead of once per sample, and saving the main process's generators only
-when the batch is loaded there (a worker process's generators belong to nobody else), keeps the
-loader about as fast as a plain DataLoader (bench/bench_loader.py).
+Seeding once per batch instead of once per sample, saving the main process's generators only
+when the batch is loaded there (a worker process's generators belong to nobody else), and, with
+no worker processes, making the batches in a plain loop instead of through DataLoader's per-batch
+machinery keep the loader about as fast as a plain DataLoader (bench/bench_loader.py). A data set
+that draws from fewer generators can say which (`draws_from`, e.g. ("torch",)): only those are
+seeded, saved and restored, and a draw from any other raises, since it would not be replayed.
 """
 
 from __future__ import annotations
 
 import ctypes
+import pickle
 import random
 import struct
 import sys
@@ -49,16 +53,44 @@ def batch_seeds(seed: int, epoch: int, n_batches: int) -> list[int]:
     return [_splitmix64((key + b * _GOLDEN64) & _MASK64) >> 1 for b in range(n_batches)]
 
 
-def _seed_globals(seed: int) -> None:
-    random.seed(seed)
+def _seed_numpy(seed: int) -> None:
     rs = np.random.mtrand._rand         # NumPy's global RandomState; its legacy seeding takes 32 bits
     if type(rs._bit_generator) is np.random.MT19937:
         rs.seed(seed >> 31)             # also clears its cached normal deviate
     else:                               # after np.random.set_bit_generator: seed that one, clear the cache
         rs.set_state({**type(rs._bit_generator)(seed >> 31).state, "has_gauss": 0, "gauss": 0.0})
-    # The CPU generator only: torch.manual_seed would also queue a lazy CUDA seeding, whose stack
-    # capture costs milliseconds.
+
+
+def _seed_globals(seed: int) -> None:
+    """Seed all three global generators from a batch's seed (what a worker does for each batch)."""
+    random.seed(seed)
+    _seed_numpy(seed)
     torch.default_generator.manual_seed(seed)
+
+
+GENERATORS = ("torch", "numpy", "python")
+
+
+class _TorchGlobal:
+    """torch's global CPU generator. Only the CPU one: torch.manual_seed would also queue a lazy CUDA
+    seeding, whose stack capture costs milliseconds."""
+
+    name, label = "torch", "torch's global generator (torch.rand, torchvision's random transforms)"
+
+    def seed(self, seed: int) -> None:
+        torch.default_generator.manual_seed(seed)
+
+    def save(self):
+        return torch.default_generator.get_state()
+
+    def restore(self, saved) -> None:
+        torch.default_generator.set_state(saved)
+
+    def snapshot(self):
+        return torch.default_generator.get_state().numpy().tobytes()
+
+    def changed(self, snap) -> bool:
+        return self.snapshot() != snap
 
 
 class _NumpyGlobal:
@@ -74,9 +106,24 @@ class _NumpyGlobal:
     """
 
     SIZE = 624 * 4 + 4                  # struct { uint32_t key[624]; int pos; }
+    name, label = "numpy", "NumPy's global generator (np.random.*)"
 
     def __init__(self):
         self.fast = self._layout_is_known()
+
+    seed = staticmethod(_seed_numpy)
+
+    def snapshot(self):
+        """Enough of the state to tell a draw: the MT19937 words (a draw that only takes a cached
+        normal deviate leaves them as they were, so it shows at the next draw), else all of it."""
+        rs = np.random.mtrand._rand
+        bg = rs._bit_generator
+        if self.fast and type(bg) is np.random.MT19937:
+            return ctypes.string_at(bg.ctypes.state_address, self.SIZE)
+        return pickle.dumps(rs.get_state(legacy=False))
+
+    def changed(self, snap) -> bool:
+        return self.snapshot() != snap
 
     def _layout_is_known(self) -> bool:
         try:
@@ -124,9 +171,22 @@ class _PythonGlobal:
     """
 
     SIZE = 4 + 624 * 4
+    name, label = "python", "Python's global generator (the random module)"
 
     def __init__(self):
         self.offset = self._layout_offset()
+
+    def seed(self, seed: int) -> None:
+        random.seed(seed)
+
+    def snapshot(self):
+        inst = random._inst
+        if self.offset is None or getattr(random.random, "__self__", None) is not inst:
+            return random.getstate()
+        return ctypes.string_at(id(inst) + self.offset, self.SIZE), inst.gauss_next
+
+    def changed(self, snap) -> bool:
+        return self.snapshot() != snap
 
     def _layout_offset(self) -> int | None:
         try:
@@ -161,37 +221,69 @@ class _PythonGlobal:
         inst.gauss_next = other
 
 
+def _draws_from(dataset, draws_from) -> tuple[str, ...]:
+    """The generators to seed: the loader's `draws_from`, else the data set's, else all three."""
+    if draws_from is None:
+        draws_from = getattr(dataset, "draws_from", None)
+    if draws_from is None:
+        return GENERATORS
+    try:
+        names = (draws_from,) if isinstance(draws_from, str) else tuple(draws_from)
+    except TypeError:
+        names = (draws_from,)
+    unknown = [n for n in names if n not in GENERATORS]
+    if unknown:
+        raise ValueError(f"draws_from={draws_from!r}: {unknown} unknown; name the global generators the data set "
+                         f"and collate_fn draw from, among {GENERATORS}, or leave it out to seed all three.")
+    return tuple(n for n in GENERATORS if n in names)
+
+
 class _SeededBatches(Dataset):
     """dataset[(indices, seed)]: the collated batch of those samples drawn under that seed.
 
-    In the main process the global generators are left exactly as they were; in a worker process
-    they are the worker's own, so they are only seeded.
+    The generators the data set draws from are seeded; in the main process they are saved before
+    and restored after, so they are left exactly as they were; in a worker process they are the
+    worker's own, so they are only seeded. The others are only watched: a draw from one of them
+    would not be replayed after a resume (and in the main process it would disturb training's), so
+    it raises.
     """
 
-    def __init__(self, dataset, collate_fn):
+    def __init__(self, dataset, collate_fn, draws_from=GENERATORS):
         self.dataset = dataset
         self.collate_fn = collate_fn or default_collate
         self.numpy_global, self.python_global = _NumpyGlobal(), _PythonGlobal()
+        every = (_TorchGlobal(), self.numpy_global, self.python_global)
+        self.used = tuple(g for g in every if g.name in draws_from)
+        self.unused = tuple(g for g in every if g.name not in draws_from)
+        self.draws_from = tuple(g.name for g in self.used)
 
     def __len__(self):
         return len(self.dataset)
 
-    def _load(self, indices, seed):
-        _seed_globals(seed)
-        return self.collate_fn([self.dataset[i] for i in indices])
-
     def __getitem__(self, key):
         indices, seed = key
+        watched = [(g, g.snapshot()) for g in self.unused] if self.unused else ()
         if get_worker_info() is not None:
-            return self._load(indices, seed)
-        py_state, torch_state = self.python_global.save(), torch.default_generator.get_state()
-        np_state = self.numpy_global.save()
-        try:
-            return self._load(indices, seed)
-        finally:
-            self.python_global.restore(py_state)
-            torch.default_generator.set_state(torch_state)
-            self.numpy_global.restore(np_state)
+            for g in self.used:
+                g.seed(seed)
+            batch = self.collate_fn([self.dataset[i] for i in indices])
+        else:
+            saved = [g.save() for g in self.used]
+            try:
+                for g in self.used:
+                    g.seed(seed)
+                batch = self.collate_fn([self.dataset[i] for i in indices])
+            finally:
+                for g, state in zip(self.used, saved):
+                    g.restore(state)
+        for g, snap in watched:
+            if g.changed(snap):
+                raise RuntimeError(
+                    f"The data set (or collate_fn) drew from {g.label}, which draws_from={self.draws_from} "
+                    "leaves unseeded: those draws would differ after a resume. Add "
+                    f"{g.name!r} to draws_from (the loader's argument or the data set's attribute), or "
+                    "leave draws_from out to seed all three generators.")
+        return batch
 
 
 def _as_is(batch):
@@ -231,19 +323,33 @@ class _EpochBatches(Sampler):
         return self.batches_per_epoch() - self.start
 
     def __iter__(self):
-        order, bs = self.order(self.epoch), self.batch_size
-        seeds = batch_seeds(self.seed, self.epoch, self.batches_per_epoch())
+        return self.keys(self.epoch, self.start)
+
+    def keys(self, epoch: int, start: int):
+        order, bs = self.order(epoch), self.batch_size
+        seeds = batch_seeds(self.seed, epoch, self.batches_per_epoch())
         step, first = bs * self.world, bs * self.rank
-        for b in range(self.start, self.batches_per_epoch()):
+        for b in range(start, self.batches_per_epoch()):
             yield order[b * step + first:b * step + first + bs], self._rank_seed(seeds[b])
 
 
+def _in_process(batches: _SeededBatches, keys) -> Iterator:
+    for key in keys:
+        yield batches[key]
+
+
 class ResumableLoader:
-    """Batches for (epoch, batch index) pairs; iterate an epoch with `epoch_batches(epoch, start)`."""
+    """Batches for (epoch, batch index) pairs; iterate an epoch with `epoch_batches(epoch, start)`.
+
+    `draws_from`: the global generators the data set (and collate_fn) draws from, among "torch",
+    "numpy" and "python"; by default the data set's own `draws_from` attribute if it has one, else
+    all three. Only those are seeded for each batch (and saved and restored around it in the main
+    process), which is cheaper; a draw from one left out raises instead of going unreplayed.
+    """
 
     def __init__(self, dataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = True, num_workers: int = 0, pin_memory: bool = False,
-                 collate_fn=None, persistent_workers: bool | None = None, world=None):
+                 collate_fn=None, persistent_workers: bool | None = None, draws_from=None, world=None):
         world = world or current()   # under torchrun: this process's slice of every batch
         if world.distributed and not drop_last:
             raise ValueError("With several processes every process needs a full batch at every step: "
@@ -256,16 +362,30 @@ class ResumableLoader:
         self.batch_size = batch_size
         self.world = world
         self._sampler = _EpochBatches(len(dataset), batch_size, seed, shuffle, drop_last, world.rank, world.size)
+        self._batches = _SeededBatches(dataset, collate_fn, _draws_from(dataset, draws_from))
         if persistent_workers is None:
             persistent_workers = num_workers > 0
+        self._loader = None
+        if num_workers == 0 and not pin_memory:
+            # No worker processes: epoch_batches makes each batch in a plain loop over the sampler's
+            # keys, the same batches DataLoader would hand over, without its per-batch machinery.
+            if persistent_workers:
+                raise ValueError("persistent_workers=True needs num_workers > 0: set num_workers, "
+                                 "or leave persistent_workers out.")
+            return
         # batch_size=None: the sampler yields whole batches' keys and _SeededBatches collates them,
         # so one seeding (and, in the main process, one save and restore) serves a whole batch
-        self._loader = DataLoader(_SeededBatches(dataset, collate_fn), sampler=self._sampler, batch_size=None,
+        self._loader = DataLoader(self._batches, sampler=self._sampler, batch_size=None,
                                   num_workers=num_workers, pin_memory=pin_memory, collate_fn=_as_is,
                                   persistent_workers=persistent_workers,
                                   # its own generator: creating an epoch's iterator must not draw
                                   # from the global torch RNG that training uses
                                   generator=torch.Generator().manual_seed(seed))
+
+    @property
+    def draws_from(self) -> tuple[str, ...]:
+        """The global generators seeded for each batch."""
+        return self._batches.draws_from
 
     @property
     def steps_per_epoch(self) -> int:
@@ -276,5 +396,7 @@ class ResumableLoader:
 
     def epoch_batches(self, epoch: int, start: int = 0) -> Iterator:
         """The batches of `epoch` from batch `start` on, exactly as an uninterrupted run sees them."""
+        if self._loader is None:
+            return _in_process(self._batches, self._sampler.keys(epoch, start))
         self._sampler.epoch, self._sampler.start = epoch, start
         return iter(self._loader)

@@ -29,6 +29,7 @@ from collections import defaultdict
 
 import torch
 
+from . import flags
 from .board import EventLog, image_grid
 from .checkpoint import (
     Checkpointer,
@@ -42,6 +43,7 @@ from .checkpoint import (
     set_rng_state,
     to_host,
 )
+from .config import SPEED, is_speed_key
 from .dist import World, any_of, gather
 from .store import LocalStore
 
@@ -143,6 +145,12 @@ class Loop:
             return
         payload, fname = found
         diffs = diff_config(payload.get("config", {}), self.run.config)
+        speed = [d for d in diffs if is_speed_key(d[0])]
+        if speed:   # cfg["speed"] (ck.settings(speed_only=...)): how fast, not what; may change
+            changes = ", ".join(f"{k.removeprefix(SPEED + '.')} {a!r} → {b!r}" for k, a, b in speed)
+            print(f"[{self.name}] speed-only settings differ from {fname}'s: {changes} "
+                  "(they change how fast it trains, not what it computes)")
+            diffs = [d for d in diffs if not is_speed_key(d[0])]
         if allow_config_change is not True:
             allowed = set(allow_config_change or [])
             diffs_blocking = [d for d in diffs if d[0] not in allowed]
@@ -318,8 +326,7 @@ class Loop:
         if self._vm_warned or age is None or age < VM_WARN_H or self.world.distributed:
             return
         self._vm_warned = True
-        from .env import in_colab
-        if in_colab():
+        if flags.in_colab():
             left = max(0.0, VM_LIFETIME_H - age)
             warnings.warn(f"This Colab VM has been up {age:.1f} h; Colab recycles VMs after at most "
                           f"{VM_LIFETIME_H:.0f} h (about {left * 60:.0f} min left). A checkpoint is being saved "

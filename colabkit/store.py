@@ -18,9 +18,11 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 TMP_PREFIX = ".tmp-"
 _open = open   # the tests swap in a file that fills the disk part-way
+_CHUNK = 1 << 20   # bytes per read when put_file streams a file in
 
 
 class StoreError(OSError):
@@ -53,6 +55,13 @@ class Store:
     def write_bytes(self, name: str, data: bytes) -> None:
         raise NotImplementedError
 
+    def put_file(self, name: str, src: str | os.PathLike, on_chunk: Callable[[int], object] | None = None) -> None:
+        """Copy the local file ``src`` in as ``name``, streamed (constant memory), atomic like write_bytes.
+
+        ``on_chunk(n)`` is called after each n bytes written (a progress bar's update).
+        """
+        raise NotImplementedError
+
     def read_bytes(self, name: str) -> bytes:
         raise NotImplementedError
 
@@ -78,6 +87,28 @@ class Store:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+def _chunks_of(src: str | os.PathLike, on_chunk: Callable[[int], object] | None) -> Iterator[bytes]:
+    with open(src, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable where the file system allows it (Drive's FUSE may not)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -107,25 +138,37 @@ class LocalStore(Store):
                 "the setup cell)."))
 
     def write_bytes(self, name: str, data: bytes) -> None:
+        view = memoryview(data)
+        # Chunked so a full disk surfaces part-way, as it does for a real large file.
+        self._write(name, (view[start:start + (1 << 24)] for start in range(0, len(view), 1 << 24)))
+
+    def put_file(self, name: str, src: str | os.PathLike, on_chunk: Callable[[int], object] | None = None) -> None:
+        # Large files copied once (archives): the rename is made durable too, where the folder allows it.
+        self._write(name, _chunks_of(src, on_chunk), sync_folder=True)
+
+    def _write(self, name: str, chunks: Iterable, *, sync_folder: bool = False) -> None:
+        """The one way files are written here: a temporary name beside the target, fsync, rename."""
         path = self._path(name)
         tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
         self._check_anchor(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with _open(tmp, "wb") as f:
-                view = memoryview(data)
-                # Chunked so a full disk surfaces part-way, as it does for a real large file.
-                for start in range(0, len(view), 1 << 24):
-                    f.write(view[start:start + (1 << 24)])
+                for chunk in chunks:
+                    f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError as exc:
+        except BaseException as exc:   # an Interrupt mid-copy too: no half-written file stays behind
             try:
                 tmp.unlink()
             except OSError:
                 pass
-            raise _explain(exc, str(path)) from exc
+            if isinstance(exc, OSError):
+                raise _explain(exc, str(path)) from exc
+            raise
+        if sync_folder:
+            _sync_folder(path.parent)
 
     def read_bytes(self, name: str) -> bytes:
         return self._path(name).read_bytes()
@@ -203,27 +246,50 @@ class FsspecStore(Store):
         self.fs.invalidate_cache()
 
     def write_bytes(self, name: str, data: bytes) -> None:
+        self._write(name, lambda tmp: self.fs.pipe_file(tmp, bytes(data)))
+
+    def put_file(self, name: str, src: str | os.PathLike, on_chunk: Callable[[int], object] | None = None) -> None:
+        def fill(tmp):
+            with self.fs.open(tmp, "wb") as f:
+                for chunk in _chunks_of(src, on_chunk):
+                    f.write(chunk)
+
+        self._write(name, fill)
+
+    def _write(self, name: str, fill: Callable[[str], object]) -> None:
+        """The one way files are written here: ``fill`` a temporary name beside the target, then move it
+        (in a bucket: ``fill`` the target itself, see the module docstring)."""
         path = self._path(name)
         if self.direct_put:   # all-or-nothing already; a rename would be a second, non-atomic copy
             try:
-                self.fs.pipe_file(path, bytes(data))
-            except OSError as exc:
-                raise _explain(exc, path) from exc
-            except Exception as exc:   # botocore / google errors that are not OSErrors
-                raise StoreError(errno.EIO, f"Could not write {path}: {type(exc).__name__}: {exc}") from exc
+                fill(path)
+            except BaseException as exc:
+                # A streamed upload that failed part-way may still have been completed by its file's
+                # close: remove what is there rather than leave a short object under the real name.
+                try:
+                    self.fs.rm_file(path)
+                except Exception:
+                    pass
+                if isinstance(exc, OSError):
+                    raise _explain(exc, path) from exc
+                if isinstance(exc, Exception):   # botocore / google errors that are not OSErrors
+                    raise StoreError(errno.EIO, f"Could not write {path}: {type(exc).__name__}: {exc}") from exc
+                raise
             return
         folder, base = path.rsplit("/", 1)
         tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{base}"
         try:
             self.fs.makedirs(folder, exist_ok=True)
-            self.fs.pipe_file(tmp, bytes(data))
+            fill(tmp)
             self.fs.mv(tmp, path)
-        except OSError as exc:
+        except BaseException as exc:   # an Interrupt mid-copy too: no half-written file stays behind
             try:
                 self.fs.rm_file(tmp)
             except (OSError, FileNotFoundError):
                 pass
-            raise _explain(exc, path) from exc
+            if isinstance(exc, OSError):
+                raise _explain(exc, path) from exc
+            raise
 
     def read_bytes(self, name: str) -> bytes:
         return self.fs.cat_file(self._path(name))

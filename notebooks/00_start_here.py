@@ -113,6 +113,14 @@ if SMOKE:
 
 assert 0 < INTERRUPT_AT < TOTAL_STEPS and 0 < DISCONNECT_AT < TOTAL_STEPS
 
+# cfg: every name this cell assigns above, collected from the cell's own code by ck.settings, so a
+# setting cannot be left out. Each checkpoint records cfg; a later session whose values differ stops
+# with the list. Only the speed-only settings below may change between sessions: they change how fast
+# it trains, never what it computes.
+cfg = ck.settings(speed_only=[
+    "ALLOW_CPU",    # only whether the slow CPU may be used: where it trains, as when a resume lands on another GPU
+])
+
 # %% [markdown]
 # ## 1. What Colab gives and takes away
 #
@@ -231,8 +239,9 @@ assert max(lost_ckpt) <= SAVE_EVERY_MIN       # a disconnect costs at most one c
 #
 # `ck.setup(name, config)` does five things. It mounts Drive, creates the run's folder, picks the device
 # and the precision, seeds the random generators, and prints a table. `config` is a plain dict of the
-# settings. It is saved with every checkpoint, and a later session whose settings differ stops with a
-# list of the keys that changed (so a run is never continued with the wrong settings by accident).
+# settings: `cfg`, which `ck.settings()` collected from every name the settings cell assigns (so none can
+# be forgotten). It is saved with every checkpoint, and a later session whose settings differ stops with a
+# list of the ones that changed (so a run is never continued with the wrong settings by accident).
 #
 # This notebook also asks for deterministic algorithms: we are going to compare two runs bit for bit,
 # and some fast GPU kernels add numbers in a different order on every call. The paper notebooks leave
@@ -242,9 +251,6 @@ assert max(lost_ckpt) <= SAVE_EVERY_MIN       # a disconnect costs at most one c
 # %%
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-cfg = {"seed": SEED, "n_per_domain": N_PER_DOMAIN, "image_size": IMAGE_SIZE, "batch_size": BATCH_SIZE,
-       "z_dim": Z_DIM, "width": WIDTH, "lr": LR, "betas": list(BETAS), "total_steps": TOTAL_STEPS,
-       "save_every_steps": SAVE_EVERY_STEPS, "log_every": LOG_EVERY}
 run = ck.setup("start-here", cfg, allow_cpu=ALLOW_CPU or None, deterministic=True)
 
 # %% [markdown]

@@ -80,7 +80,6 @@ if "google.colab" in sys.modules:
 import copy
 import math
 import tempfile
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -151,11 +150,13 @@ if SMOKE:
     STANDIN_PER_BATCH = 50
     torch.set_num_threads(1)   # networks this small gain nothing from threads; shared CI cores lose a lot
 
-cfg = dict(dataset=DATASET, image_size=IMAGE_SIZE, n=N_FILTERS, h=H_DIM, z=Z_DIM, skip=SKIP, gamma=GAMMA,
-           lambda_k=LAMBDA_K, k_0=K_0, lr=LR, g_lr_scale=G_LR_SCALE, betas=list(BETAS), batch_size=BATCH_SIZE,
-           total_steps=TOTAL_STEPS, stall_window=STALL_WINDOW, stall_patience=STALL_PATIENCE,
-           stall_tolerance=STALL_TOLERANCE, lr_floor=LR_FLOOR, init=INIT, seed=SEED,
-           standin_per_batch=STANDIN_PER_BATCH)
+# cfg: every name this cell assigns above, collected from the cell's own code by ck.settings, so a
+# setting cannot be left out. Each checkpoint records cfg; a later session whose values differ stops
+# with the list. Only the speed-only settings below may change between sessions: they change how fast
+# it trains, never what it computes.
+cfg = ck.settings(speed_only=[
+    "NUM_WORKERS",   # batches are drawn under seeds of (SEED, epoch, batch): the same with any number of workers
+])
 run = ck.setup(f"began-{DATASET}-gamma{GAMMA}" + ("-skip" if SKIP else ""), config=cfg)
 CUDA = run.device.type == "cuda"
 CHANNELS_LAST = CUDA      # NHWC convolutions are faster on tensor cores; the math is unchanged
@@ -232,7 +233,7 @@ with run.main_first():   # several processes: process 0 downloads and extracts, 
             with tempfile.TemporaryDirectory() as tmp:
                 made = ck.data.standin_cifar10(tmp, n_per_batch=STANDIN_PER_BATCH, seed=SEED)
                 # written as a whole or not at all, like every write colabkit makes to the cache
-                ck.open_store(run.cache).write_bytes(ck.data.CIFAR10_FILENAME, Path(made["archive"]).read_bytes())
+                ck.data.place_in_cache(made["archive"], run.cache)
         archive = ck.data.fetch(ck.data.CIFAR10_URL, ck.data.CIFAR10_FILENAME, cache_dir=run.cache,
                                 dest_dir=data_root, md5=None if SMOKE else ck.data.CIFAR10_MD5)
         ck.data.extract(archive, data_root, expect=[ck.data.CIFAR10_DIRNAME])
@@ -242,7 +243,7 @@ with run.main_first():   # several processes: process 0 downloads and extracts, 
         if SMOKE and not (run.cache / ck.data.CELEBA_FILENAME).exists():
             with tempfile.TemporaryDirectory() as tmp:
                 made = ck.data.standin_celeba(tmp, n=5 * STANDIN_PER_BATCH, seed=SEED)
-                ck.open_store(run.cache).write_bytes(ck.data.CELEBA_FILENAME, Path(made["archive"]).read_bytes())
+                ck.data.place_in_cache(made["archive"], run.cache)
         try:
             archive = ck.data.fetch("gdrive:" + ck.data.CELEBA_DRIVE_ID, ck.data.CELEBA_FILENAME,
                                     cache_dir=run.cache, dest_dir=data_root,

@@ -96,14 +96,17 @@ if SMOKE:   # tiny stand-in images, tiny networks, 4 epochs of 10 steps
     import torch
     torch.set_num_threads(1)   # tiny networks: more threads only contend for the cores
 
-cfg = {
-    "dataset": DATASET, "load_size": LOAD_SIZE, "crop_size": CROP_SIZE, "n_blocks": N_BLOCKS,
-    "ngf": NGF, "ndf": NDF, "init_std": INIT_STD, "lambda_cyc": LAMBDA_CYC, "lambda_idt": LAMBDA_IDT,
-    "pool_size": POOL_SIZE, "lr": LR, "betas": list(BETAS), "batch_size": BATCH_SIZE,
-    "n_epochs": N_EPOCHS, "n_epochs_decay": N_EPOCHS_DECAY, "seed": SEED,
-    "speed": {"step": STEP, "cuda_graphs": CUDA_GRAPHS, "channels_last": CHANNELS_LAST,
-              "compile": COMPILE, "num_workers": NUM_WORKERS},
-}
+# cfg: every name this cell assigns above, collected from the cell's own code by ck.settings, so a
+# setting cannot be left out. Each checkpoint records cfg; a later session whose values differ stops
+# with the list. Only the speed-only settings below may change between sessions: they change how fast
+# it trains, never what it computes.
+cfg = ck.settings(speed_only=[
+    "STEP",          # the same math and random draws; only the rounding differs (fp32, or this GPU's bf16/fp16),
+                     # as it does when a resume lands on another GPU
+    "CUDA_GRAPHS",   # replays the same kernels (its first replay is checked against the eager step)
+    "COMPILE",       # fuses kernels: the same math, rounding aside
+    "NUM_WORKERS",   # batches are drawn under seeds of (SEED, epoch, batch): the same with any number of workers
+])   # not CHANNELS_LAST: section 5 found instance norm's gradients wrong with it on some builds, so it is guarded
 
 # %%
 run = ck.setup(f"cyclegan-{DATASET}", config=cfg)
@@ -184,7 +187,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-DATASET_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 UNPAIRED_SETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite", "monet2photo", "cezanne2photo",
                  "ukiyoe2photo", "vangogh2photo", "maps", "facades", "iphone2dslr_flower", "ae_photos")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -257,8 +259,8 @@ with run.main_first():   # several processes: process 0 downloads and extracts, 
     if SMOKE and not (cache_dir / archive_name).exists():
         made = ck.data.standin_unpaired(run.work / "standin-src", name=DATASET, n_train_a=8, n_train_b=10,
                                         n_test_a=6, n_test_b=8, size=48, seed=SEED)
-        ck.open_store(cache_dir).write_bytes(archive_name, Path(made["archive"]).read_bytes())   # whole or absent
-    archive = ck.data.fetch(DATASET_URL.format(name=DATASET), archive_name, cache_dir=cache_dir,
+        ck.data.place_in_cache(made["archive"], cache_dir)   # whole or absent
+    archive = ck.data.fetch(ck.data.CYCLEGAN_URL.format(name=DATASET), archive_name, cache_dir=cache_dir,
                             dest_dir=data_root)
     ck.data.extract(archive, data_root, expect=[f"{DATASET}/{f}" for f in folders])
 files = {f: list_images(data_root / DATASET / f) for f in folders}
@@ -1105,7 +1107,8 @@ ck.show_images(grid, nrow=N_FIXED, title="rows: x, G(x), F(G(x)), y, F(y), G(F(y
 import io
 from collections.abc import Mapping
 
-PRETRAINED_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
+from colabkit.data import CYCLEGAN_PRETRAINED_URL as PRETRAINED_URL  # the authors' generators: {name}.pth
+
 PRETRAINED = {              # data set: (released generator X → Y, released generator Y → X); None: not released
     "horse2zebra": ("horse2zebra", "zebra2horse"),
     "apple2orange": ("apple2orange", "orange2apple"),

@@ -126,11 +126,13 @@ if SMOKE:
 M_g = W0 // 4             # Stage-II joins ĉ at M_g × M_g: the Stage-I image down-sampled twice (paper: 16)
 EMB_DIM = {"char-CNN-RNN": 1024, "MiniLM": 384}[TEXT_ENCODER]
 
-cfg = dict(seed=SEED, text_encoder=TEXT_ENCODER, emb_dim=EMB_DIM, N_g=N_g, N_z=N_z, M_g=M_g, M_d=M_d, N_d=N_d,
-           W0=W0, W=W, LOAD0=LOAD0, LOAD=LOAD, NGF0=NGF0, NGF=NGF, NDF=NDF, N_RES=N_RES, batch=BATCH, lr=LR,
-           betas=list(BETAS), lr_halve_epochs0=LR_HALVE_EPOCHS0, lr_halve_epochs=LR_HALVE_EPOCHS,
-           epochs0=EPOCHS0, epochs=EPOCHS,
-           lambda_kl=LAMBDA_KL, captions_per_sample=CAPTIONS_PER_SAMPLE)
+# cfg: every name this cell assigns above, collected from the cell's own code by ck.settings, so a
+# setting cannot be left out. Each checkpoint records cfg; a later session whose values differ stops
+# with the list. Only the speed-only settings below may change between sessions: they change how fast
+# it trains, never what it computes.
+cfg = ck.settings(speed_only=[
+    "WORKERS",   # batches are drawn under seeds of (SEED, epoch, batch): the same with any number of workers
+])
 run = ck.setup("stackgan-cub", cfg)
 device = run.device
 CHANNELS_LAST = device.type == "cuda"   # faster convolutions with bf16/fp16 on tensor cores
@@ -291,10 +293,9 @@ print("ĉ", tuple(_c_hat.shape), " KL per sample", [round(v, 3) for v in _kl.tol
 # placed in the cache under the real names, and the same fetch → extract → load code runs on them.
 
 # %%
-CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
-CUB_MD5 = "97eceeb196236b17998738112f37df78"
+CUB_URL, CUB_MD5 = ck.data.CUB_URL, ck.data.CUB_MD5     # every source: colabkit/data/sources.py
 BIRDS_DRIVE_ID = ck.data.STACKGAN_BIRDS_DRIVE_ID        # the authors' birds.zip (char-CNN-RNN embeddings)
-REED_CAPTIONS_DRIVE_ID = "0B0ywwgffWnLLZW9uVHNjb2JmNlE"  # Reed et al.'s cvpr2016_cub.tar.gz (text_c10)
+REED_CAPTIONS_DRIVE_ID = ck.data.REED_CAPTIONS_DRIVE_ID  # Reed et al.'s cvpr2016_cub.tar.gz (text_c10)
 
 
 def place_standin_archives(cache: Path) -> None:
@@ -309,7 +310,7 @@ def place_standin_archives(cache: Path) -> None:
         shutil.make_archive(str(tmp / "birds"), "zip", tmp / "src", "birds")
         shutil.make_archive(str(tmp / "CUB_200_2011"), "gztar", tmp / "src", "CUB_200_2011")
         for made, name in ((tmp / "CUB_200_2011.tar.gz", names[0]), (tmp / "birds.zip", names[1])):
-            ck.open_store(cache).write_bytes(name, made.read_bytes())   # complete or absent, never half-written
+            ck.data.place_in_cache(made, cache, name)   # complete or absent, never half-written
 
 
 if SMOKE:
@@ -335,7 +336,7 @@ except ck.data.DriveError as err:    # DriveQuotaError, DrivePermissionError
               "settings cell (a later session that gets the Drive file would otherwise stop with a settings "
               "mismatch).")
         TEXT_ENCODER, EMB_DIM = "MiniLM", 384
-        run.config.update(text_encoder=TEXT_ENCODER, emb_dim=EMB_DIM)   # what the checkpoints record
+        run.config.update(TEXT_ENCODER=TEXT_ENCODER, EMB_DIM=EMB_DIM)   # what the checkpoints record
     reed_archive = ck.data.fetch(f"gdrive:{REED_CAPTIONS_DRIVE_ID}", "cvpr2016_cub.tar.gz",
                                  cache_dir=run.cache, dest_dir=run.data_dir)
     ck.data.extract(reed_archive, run.data_dir / "reed")

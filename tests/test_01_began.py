@@ -179,9 +179,9 @@ def quota(*args, **kwargs):
 
 ck.data.fetch = quota
 ns = {"__name__": "__main__"}
-for header, source in colabkit.nbcells.cells(sys.argv[1]):
-    if "[markdown]" not in header:
-        exec(source.replace('DATASET = "cifar10"', 'DATASET = "celeba"', 1), ns)   # the data cell raises
+for i, (header, source) in enumerate(colabkit.nbcells.cells(sys.argv[1])):
+    if "[markdown]" not in header:   # the data cell raises
+        colabkit.nbcells.exec_cell(source.replace('DATASET = "cifar10"', 'DATASET = "celeba"', 1), ns, f"cell-{i}")
 """
 
 

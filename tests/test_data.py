@@ -133,7 +133,7 @@ def server(cifar, monkeypatch):
     srv.add("drive:FORBIDDEN_ID", b"", status=403, content_type="text/html; charset=utf-8")
     srv.add("drive:PRIVATE_ID", SIGNIN_PAGE, content_type="text/html; charset=utf-8")
     srv.add("drive:TRUNCATED_ID", cifar["bytes"][:1000], length=len(cifar["bytes"]))
-    monkeypatch.setattr(data, "DRIVE_URL", srv.base + "/drive/uc?id={id}&export=download")
+    monkeypatch.setattr(data.drive, "DRIVE_URL", srv.base + "/drive/uc?id={id}&export=download")
     yield srv
     srv.close()
 
@@ -153,7 +153,7 @@ def bars(monkeypatch):
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(data, "tqdm", RecordingTqdm)
+    monkeypatch.setattr(data._io, "tqdm", RecordingTqdm)
     return made
 
 
@@ -292,6 +292,27 @@ def test_stale_temporary_files_are_cleaned(server, cifar, tmp_path):
     assert all_entries(tmp_path) == [data.CIFAR10_FILENAME]
 
 
+def test_a_file_placed_in_the_cache_is_fetched_from_there(server, cifar, tmp_path):
+    cache = tmp_path / "drive" / "cache"
+    cache.mkdir(parents=True)
+    (cache / f".{data.CIFAR10_FILENAME}.1234abcd.partial").write_bytes(b"half")   # an older version's leftover
+    where = data.place_in_cache(cifar["archive"], cache)
+    assert where == str(cache / data.CIFAR10_FILENAME)
+    assert all_entries(cache) == [data.CIFAR10_FILENAME]                         # whole, no temporary file
+    path = data.fetch("http://127.0.0.1:9/unreachable.tar.gz", data.CIFAR10_FILENAME, cache_dir=cache,
+                      dest_dir=tmp_path / "dest", md5=cifar["md5"], progress=False)
+    assert path.read_bytes() == cifar["bytes"] and server.hits == []
+    memory = f"memory://place-{uuid.uuid4().hex}"
+    assert data.place_in_cache(cifar["archive"], memory, "renamed.tar.gz") == memory + "/renamed.tar.gz"
+    path = data.fetch("http://127.0.0.1:9/unreachable.tar.gz", "renamed.tar.gz", cache_dir=memory,
+                      dest_dir=tmp_path / "dest2", md5=cifar["md5"], progress=False)
+    assert path.read_bytes() == cifar["bytes"]
+    with pytest.raises(FileNotFoundError, match="not a file"):
+        data.place_in_cache(tmp_path / "no-such-archive.zip", cache)
+    with pytest.raises(ValueError, match="plain file name"):
+        data.place_in_cache(cifar["archive"], cache, "sub/dir.zip")
+
+
 # ----------------------------------------------------------------------------- fetch from Google Drive
 
 def test_gdrive_download_through_gdown(server, cifar, tmp_path, bars):
@@ -394,7 +415,7 @@ def drive(google_certificate, cifar, monkeypatch):
     for var in ("https_proxy", "HTTPS_PROXY"):
         monkeypatch.setenv(var, fake.proxy)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.cert))
-    assert data.DRIVE_URL == "https://drive.google.com/uc?id={id}&export=download"   # the real address
+    assert data.drive.DRIVE_URL == "https://drive.google.com/uc?id={id}&export=download"   # the real address
     yield fake
     fake.close()
 
@@ -475,10 +496,10 @@ def test_gdrive_tests_run_the_expected_gdown():
     if wanted:   # the subprocess run by test_drive_tests_again_under_colab_gdown
         assert gdown.__version__ == wanted
         assert Path(gdown.__file__).resolve().is_relative_to(Path(os.environ["COLABKIT_TEST_GDOWN_DIR"]).resolve())
-        assert not data._gdown_takes_callbacks(gdown.download)      # colabkit hashes, times out, reports
+        assert not data.drive._gdown_takes_callbacks(gdown.download)      # colabkit hashes, times out, reports
     else:
         assert int(gdown.__version__.split(".")[0]) >= 6, gdown.__version__
-        assert data._gdown_takes_callbacks(gdown.download)          # gdown does it (progress=, hasher=, …)
+        assert data.drive._gdown_takes_callbacks(gdown.download)          # gdown does it (progress=, hasher=, …)
     print(f"gdown {gdown.__version__} from {gdown.__file__}")
 
 
@@ -653,7 +674,7 @@ def test_half_extracted_folder_is_redone_and_complete_one_skipped(cifar, tmp_pat
     def must_not_run(*args, **kwargs):
         raise AssertionError("a complete extraction was redone")
 
-    monkeypatch.setattr(data, "_extract_tar", must_not_run)
+    monkeypatch.setattr(data.archive, "_extract_tar", must_not_run)
     data.extract(cifar["archive"], dest, expect=CIFAR_EXPECT, progress=False)
     # ...but not when an expected file has gone missing since.
     monkeypatch.undo()
@@ -865,3 +886,31 @@ def test_cub_standin_archives(tmp_path):
     names = data.load_py2_pickle(root / "birds" / "train" / "filenames.pickle")
     assert all((root / "CUB_200_2011" / "images" / f"{n}.jpg").is_file() for n in names)
     assert os.path.isdir(root / "CUB_200_2011")
+
+
+# ----------------------------------------------------------------------------- the sources registry
+
+def test_every_source_says_where_it_is_and_fills_in_names():
+    for key, src in data.SOURCES.items():
+        assert (src.url is None) != (src.drive_id is None), f"{key}: a URL or a Drive id, not both or neither"
+        assert "/" not in src.filename and src.used_by, key
+        if src.md5 is not None:
+            assert len(src.md5) == 32 and int(src.md5, 16) >= 0, key
+    assert data.SOURCES["celeba"].source == "gdrive:" + data.CELEBA_DRIVE_ID
+    h2z = data.SOURCES["cyclegan"].named("horse2zebra")
+    assert h2z.url == "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
+    assert h2z.filename == "horse2zebra.zip" and "horse2zebra/trainA" in h2z.layout
+    assert data.CYCLEGAN_URL.format(name="horse2zebra") == h2z.url
+    assert data.SOURCES["cyclegan"].filename == "{name}.zip"            # the registry itself is unchanged
+
+
+def test_notebooks_take_their_sources_from_the_registry():
+    """No notebook code line spells out a URL or Drive id of the registry: one place to change them."""
+    code = {nb.name: [line for line in nb.read_text().splitlines() if not line.lstrip().startswith("#")]
+            for nb in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))}
+    assert code
+    for key, src in data.SOURCES.items():
+        for spelled in filter(None, (src.drive_id, src.url and src.url.split("{")[0])):
+            for name, lines in code.items():
+                hits = [line for line in lines if spelled in line]
+                assert not hits, f"{name} spells out {key}'s {spelled!r}; use colabkit.data's name for it: {hits}"

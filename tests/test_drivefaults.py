@@ -345,3 +345,32 @@ def test_store_errors_explain_eio_and_enotconn(tmp_path, monkeypatch):
         with pytest.raises(StoreError, match=words) as info:
             LocalStore(tmp_path).write_bytes("a", b"1")
         assert "force_remount=True" in str(info.value)
+
+
+# --- put_file: the store's streaming write, used by the archive cache -------------------------------
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_put_file_streams_a_file_in_whole(tmp_path, where):
+    src = tmp_path / "archive.tar.gz"
+    src.write_bytes(os.urandom(3 * store_mod._CHUNK + 123))
+    store = (LocalStore(tmp_path / "drive" / "cache") if where == "local"
+             else ck.open_store(f"memory://put-file-{os.getpid()}-{time.monotonic_ns()}"))
+    sizes = []
+    store.put_file("archive.tar.gz", src, on_chunk=sizes.append)
+    assert store.read_bytes("archive.tar.gz") == src.read_bytes()
+    assert store.list() == ["archive.tar.gz"] and store.clean_temp() == []     # no temporary file left
+    assert sum(sizes) == src.stat().st_size and len(sizes) == 4                # read chunk by chunk
+
+
+def test_put_file_that_runs_out_of_space_leaves_nothing(tmp_path, monkeypatch):
+    src = tmp_path / "archive.zip"
+    src.write_bytes(b"z" * (2 * store_mod._CHUNK))
+    store = LocalStore(tmp_path / "drive")
+    store.write_bytes("archive.zip", b"the copy that was there")
+    real = store_mod._open
+    monkeypatch.setattr(store_mod, "_open", lambda path, mode: FakeFile(path, mode, room=store_mod._CHUNK + 5)
+                        if "drive" in str(path) else real(path, mode))
+    with pytest.raises(StoreError, match="No space left"):
+        store.put_file("archive.zip", src)
+    assert sorted(p.name for p in (tmp_path / "drive").iterdir()) == ["archive.zip"]
+    assert store.read_bytes("archive.zip") == b"the copy that was there"

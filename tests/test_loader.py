@@ -138,3 +138,67 @@ def test_too_small_data_set_is_a_clear_error():
         assert "fewer than one batch" in str(e)
     else:
         raise AssertionError("expected ValueError")
+
+
+class TorchOnly(Noisy):
+    """Draws from torch's generator alone, like notebook 00's ImageFolderGAN."""
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i), torch.rand(()).item(), torch.randn(()).item()])
+
+
+class DeclaresTorch(Noisy):
+    draws_from = ("torch",)    # but draws from all three
+
+
+def test_draws_from_seeds_only_those_and_leaves_the_rest_alone(numpy_path):
+    full = epoch(ck.ResumableLoader(TorchOnly(), batch_size=3, seed=3), 1)
+    seed_all(odd_normals=True)
+    expected = draws()
+    seed_all(odd_normals=True)
+    lean = ck.ResumableLoader(TorchOnly(), batch_size=3, seed=3, draws_from=("torch",))
+    assert lean.draws_from == ("torch",)
+    assert torch.equal(full, epoch(lean, 1))    # torch is seeded as before: the same batches
+    assert same(expected, draws())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_draw_from_a_generator_left_out_raises(workers):
+    loader = ck.ResumableLoader(DeclaresTorch(), batch_size=3, seed=0, num_workers=workers)
+    assert loader.draws_from == ("torch",)     # the data set's attribute
+    with pytest.raises(RuntimeError, match="NumPy's global generator.*Add 'numpy' to draws_from"):
+        next(iter(loader.epoch_batches(0)))
+    with pytest.raises(RuntimeError, match="Python's global generator.*Add 'python' to draws_from"):
+        next(iter(ck.ResumableLoader(DeclaresTorch(), batch_size=3, num_workers=workers,
+                                     draws_from=("torch", "numpy")).epoch_batches(0)))
+    with pytest.raises(RuntimeError, match="torch's global generator.*Add 'torch' to draws_from"):
+        next(iter(ck.ResumableLoader(DeclaresTorch(), batch_size=3, num_workers=workers,
+                                     draws_from=("numpy", "python")).epoch_batches(0)))
+    # all three, as the default: the loader's argument overrides the data set's attribute
+    assert len(epoch(ck.ResumableLoader(DeclaresTorch(), batch_size=3, num_workers=workers,
+                                        draws_from=("python", "numpy", "torch")), 0)) == 12
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match=r"\['jax'\] unknown"):
+        ck.ResumableLoader(Noisy(), batch_size=3, draws_from=("torch", "jax"))
+    with pytest.raises(ValueError, match=r"\[3\] unknown"):
+        ck.ResumableLoader(Noisy(), batch_size=3, draws_from=3)
+    assert ck.ResumableLoader(Noisy(), batch_size=3, draws_from="numpy").draws_from == ("numpy",)
+    with pytest.raises(ValueError, match="persistent_workers=True needs num_workers > 0"):
+        ck.ResumableLoader(Noisy(), batch_size=3, persistent_workers=True)
+
+
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true but no accelerator")
+def test_the_in_process_loop_gives_what_dataloader_gives():
+    # pin_memory=True takes DataLoader even without workers (it pins, where there is an accelerator)
+    kw = dict(batch_size=3, seed=8, drop_last=False)
+    direct = ck.ResumableLoader(Normals(), **kw)
+    via = ck.ResumableLoader(Normals(), pin_memory=True, **kw)
+    assert direct._loader is None and via._loader is not None
+    for e, start in [(0, 0), (5, 2)]:
+        a, b = list(direct.epoch_batches(e, start)), list(via.epoch_batches(e, start))
+        assert len(a) == len(b) == 5 - start and all(torch.equal(x, y) for x, y in zip(a, b))
+    first, second = direct.epoch_batches(1), direct.epoch_batches(2)     # each keeps its own epoch
+    assert torch.equal(next(first), next(direct.epoch_batches(1)))
+    assert not torch.equal(next(second), next(direct.epoch_batches(1)))

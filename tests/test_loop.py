@@ -95,7 +95,7 @@ def test_time_based_save(home, monkeypatch):
 
 def test_vm_age_warning_in_colab_saves(home, monkeypatch):
     monkeypatch.setattr(loop_mod, "vm_age_hours", lambda: 11.5)
-    monkeypatch.setattr("colabkit.env.in_colab", lambda: True)
+    monkeypatch.setattr("colabkit.flags.in_colab", lambda: True)
     _, net, opt, extra, loop = make(total=5)
     with pytest.warns(UserWarning, match="recycles VMs"):
         train(loop, net, opt, extra)

@@ -60,7 +60,7 @@ patched = False
 for i, (header, source) in enumerate(nbcells.cells(NOTEBOOK)):
     if "[markdown]" in header:
         continue
-    exec(compile(source, f"{NOTEBOOK}:cell-{i}", "exec"), ns)
+    nbcells.exec_cell(source, ns, f"{NOTEBOOK}:cell-{i}")
     if not patched and "GraphedStep" in ns and "make_optimizers" in ns:
         _patch(ns)
         patched = True
