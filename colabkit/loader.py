@@ -345,6 +345,10 @@ class ResumableLoader:
     "numpy" and "python"; by default the data set's own `draws_from` attribute if it has one, else
     all three. Only those are seeded for each batch (and saved and restored around it in the main
     process), which is cheaper; a draw from one left out raises instead of going unreplayed.
+
+    `world`: the processes training together (default: what torchrun says, see colabkit.dist).
+    `batch_size` is per process; each takes its own slice of every global batch of
+    batch_size × processes samples, so a step still sees every sample of the epoch once.
     """
 
     def __init__(self, dataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,

@@ -87,6 +87,20 @@ def test_an_s3_store_writes_final_names_directly_and_sees_other_writers(bucket):
     assert store.list() == []
 
 
+def test_a_large_file_streams_into_a_bucket_whole(bucket, tmp_path):
+    """put_file (the archive cache's write) streams in chunks; in a bucket it becomes one object."""
+    name, fs = bucket
+    src = tmp_path / "archive.bin"
+    payload = os.urandom(3 << 20)
+    src.write_bytes(payload)
+    store = open_store(f"s3://{name}/cache")
+    seen = []
+    store.put_file("archive.bin", src, on_chunk=seen.append)
+    assert sum(seen) == len(payload)
+    assert fs.cat_file(f"{name}/cache/archive.bin") == payload
+    assert objects(fs, f"{name}/cache") == ["cache/archive.bin"]
+
+
 def test_sigkill_at_random_moments_with_the_run_in_a_bucket_resumes_bit_exact(bucket, tmp_path):
     name, fs = bucket
     ref_out = tmp_path / "ref"
