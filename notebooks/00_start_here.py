@@ -650,6 +650,8 @@ def sample(G, z):
 class ImageFolderGAN(torch.utils.data.Dataset):
     """uint8 images (N, 3, S, S) held in memory -> float in [-1, 1], flipped left-right half the time."""
 
+    draws_from = ("torch",)   # the random generators it uses: the loader seeds (and replays) only these
+
     def __init__(self, images_uint8):
         self.images = images_uint8
 

@@ -227,6 +227,8 @@ def test_transform(size: int):
 class UnalignedPairs(Dataset):
     """(x, y): the i-th image of X (cycling when Y is larger) and a random image of Y."""
 
+    draws_from = ("torch", "python")   # torchvision's random crop and flip; random.randrange for Y
+
     def __init__(self, files_x, files_y, transform):
         self.files_x, self.files_y, self.transform = list(files_x), list(files_y), transform
 
