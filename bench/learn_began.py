@@ -206,7 +206,7 @@ def main(argv=None):
             name = f"{'control' if control else 'working'}-seed{seed}"
             save_grid(r["samples"], out / f"{args.label or 'run'}-{name}.png",
                       f"{name}: {c['steps']} steps, n={c['n']} h={c['h']} lr={c['lr']:g} (G ×{c['g_lr_scale']:g}) "
-                      f"β1={c['beta1']} init={c['init']}")
+                      f"β1={c['beta1']} γ={c['gamma']:g} init={c['init']}")
             results.append(dict(seed=seed, control=control, config=c, rows=r["rows"], seconds=r["seconds"],
                                 warnings=r["warnings"]))
     header = ["run", "step", "confident", "classes ≥ 3 %", "diversity (real {:.3f})".format(real["diversity"]),
