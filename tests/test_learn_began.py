@@ -1,5 +1,6 @@
 """BEGAN learns: a short version of bench/learn_began.py. The notebook's own definitions (at the
-bench's small-model settings: 16×16, n = 8, h = z = 8, Glorot init, β1 = 0.9, G_LR_SCALE = 4),
+bench's small-model settings: 16×16, n = 8, h = z = 8, Glorot init, β1 = 0.9, γ = 0.7, D's lr 5e-5,
+G_LR_SCALE = 4),
 trained on scikit-learn's real digits, beside the same run with k_t frozen at 0 (the control); the
 notebook's k_t watch must warn on the control and stay silent on the working run."""
 
@@ -36,13 +37,15 @@ def runs():
 def test_working_run_beats_the_k_frozen_control(runs):
     work, ctrl = runs[False]["rows"][-1], runs[True]["rows"][-1]
     # Where the margins come from: the benchmark at this length, seeds 0, 1, 2 (step 600):
-    #   diversity  working 0.0165 / 0.0121 / 0.0215, control 0.0087 / 0.0058 / 0.0068:
-    #              working / control = 1.9, 2.1, 3.2 per seed → we demand 1.5
-    #   k_t        working 0.019 / 0.029 / 0.029 (the controller is active), control 0 by construction
-    # At 600 steps both runs are still mostly one digit, so the classifier's figures (confident
-    # share, classes) do not separate them yet; they do only in the longer benchmark.
+    #   diversity  working 0.036 / 0.049 / 0.025, control 0.009 / 0.008 / 0.012:
+    #              working / control = 4.0, 6.1, 2.1 per seed → we demand 1.5
+    #   k_t        working 0.053 / 0.077 / 0.074 (the controller is active), control 0 by construction
+    #              → we demand 0.025, half the lowest seed's
+    # At 600 steps the working runs still cover only 1–2 digits (the controls 1), and both can be
+    # 88–100 % confident, so the classifier's figures do not separate them yet; they do only in the
+    # longer benchmark (3,000 steps: 8 classes against 2).
     assert work["diversity"] >= 1.5 * ctrl["diversity"], (work, ctrl)
-    assert work["k_t"] > 0.01 and ctrl["k_t"] == 0.0, (work, ctrl)
+    assert work["k_t"] > 0.025 and ctrl["k_t"] == 0.0, (work, ctrl)
 
 
 def test_k_watch_warns_only_when_k_sits_at_zero(runs):
