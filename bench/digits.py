@@ -104,3 +104,14 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def with_defaults(defaults: dict, **kw) -> dict:
+    """A benchmark's settings: its defaults, with the given ones (None: keep the default) in their
+    place; a name it does not know is an error rather than silently ignored."""
+    cfg = dict(defaults)
+    unknown = set(kw) - set(cfg)
+    if unknown:
+        raise TypeError(f"unknown settings {sorted(unknown)}; known: {sorted(cfg)}")
+    cfg.update({k: v for k, v in kw.items() if v is not None})
+    return cfg

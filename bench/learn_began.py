@@ -43,7 +43,7 @@ import colabkit.nbcells
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from digits import Judge, load_digits, markdown_table  # noqa: E402
+from digits import Judge, load_digits, markdown_table, with_defaults  # noqa: E402
 
 nb = colabkit.nbcells.load(REPO / "notebooks" / "01_began.py")
 
@@ -55,11 +55,7 @@ DEFAULTS = dict(size=16, n=8, h=8, z=None, batch=16, steps=3000,
 
 
 def make_config(**kw) -> dict:
-    cfg = dict(DEFAULTS)
-    unknown = set(kw) - set(cfg)
-    if unknown:
-        raise TypeError(f"unknown settings {sorted(unknown)}; known: {sorted(cfg)}")
-    cfg.update({k: v for k, v in kw.items() if v is not None})
+    cfg = with_defaults(DEFAULTS, **kw)
     if cfg["z"] is None:
         cfg["z"] = cfg["h"]
     return cfg

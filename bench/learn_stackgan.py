@@ -104,7 +104,7 @@ import colabkit.nbcells
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from digits import Judge, load_digits, markdown_table  # noqa: E402
+from digits import Judge, load_digits, markdown_table, with_defaults  # noqa: E402
 
 NOTEBOOK = REPO / "notebooks" / "03_stackgan.py"
 nb = colabkit.nbcells.load(NOTEBOOK)
@@ -130,11 +130,7 @@ EMB_NORMS = ("standardise", "none")
 
 
 def make_config(**kw) -> dict:
-    cfg = dict(DEFAULTS)
-    unknown = set(kw) - set(cfg)
-    if unknown:
-        raise TypeError(f"unknown settings {sorted(unknown)}; known: {sorted(cfg)}")
-    cfg.update({k: v for k, v in kw.items() if v is not None})
+    cfg = with_defaults(DEFAULTS, **kw)
     if cfg["emb_norm"] not in EMB_NORMS:
         raise ValueError(f"emb_norm must be one of {EMB_NORMS}, not {cfg['emb_norm']!r}")
     if cfg["W"] != 2 * cfg["W0"] and cfg["steps2"]:
