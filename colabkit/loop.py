@@ -437,7 +437,7 @@ class Loop:
         several, true if true in any of them (process 0 keeps the save clock), so all act together."""
         due = self.world.main and self.step < self.total_steps and self._due()
         flags = [self.lease.lost is not None, self._interrupt, self._stop, due]
-        return tuple(any_of(self.world, flags)) if self.world.distributed else tuple(flags)
+        return tuple(any_of(self.world, flags))   # (one process: the flags as they are)
 
     def wait(self) -> None:
         """Wait for a background checkpoint write (and raise its error, if it failed)."""
