@@ -136,3 +136,18 @@ def average(world: World, value: torch.Tensor) -> torch.Tensor:
     out = value.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / world.size
+
+
+def copy_from_main(world: World, module: torch.nn.Module) -> torch.nn.Module:
+    """Every process's `module` made equal to process 0's, parameters and buffers (in place; nothing
+    happens in one process). DDP keeps the weights equal but lets each process update its own batch
+    norm statistics: a network that goes on to be used in evaluation mode (StackGAN's frozen Stage-I)
+    needs process 0's, which are the ones its checkpoint holds."""
+    if not world.distributed:
+        return module
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+    return module

@@ -17,7 +17,7 @@ import torch
 from . import board, flags
 from .board import use_figure_folder
 from .config import SetupError
-from .dist import World
+from .dist import World, copy_from_main
 from .dist import average as average_over
 from .dist import init as join_world
 from .dist import wrap as wrap_ddp
@@ -190,6 +190,11 @@ class Run:
             dist.destroy_process_group()   # local: process 0 does no collective after training
         sys.stdout.flush()
         raise SystemExit(0)
+
+    def copy_from_main(self, module: torch.nn.Module) -> torch.nn.Module:
+        """`module` in every process made equal to process 0's, weights and batch-norm statistics (one
+        process: unchanged). For a network trained in DDP that is then used in evaluation mode."""
+        return copy_from_main(self.world, module)
 
     def average(self, value: torch.Tensor) -> torch.Tensor:
         """`value` averaged over the processes (itself when one process trains)."""

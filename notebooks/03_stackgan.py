@@ -225,6 +225,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import colabkit as ck
+
 
 class CondAugment(nn.Module):
     """Conditioning Augmentation: φ_t → (ĉ, μ, log σ²) with ĉ = μ + σ ⊙ ε."""
@@ -313,33 +315,34 @@ def place_standin_archives(cache: Path) -> None:
             ck.data.place_in_cache(made, cache, name)   # complete or absent, never half-written
 
 
-if SMOKE:
-    place_standin_archives(run.cache)
+with run.main_first():   # several processes: process 0 downloads and extracts, then the others read
+    if SMOKE:
+        place_standin_archives(run.cache)
 
-cub_archive = ck.data.fetch(CUB_URL, "CUB_200_2011.tgz", cache_dir=run.cache, dest_dir=run.data_dir,
-                            md5=None if SMOKE else CUB_MD5)
-ck.data.extract(cub_archive, run.data_dir, expect=["CUB_200_2011/images.txt", "CUB_200_2011/bounding_boxes.txt"])
+    cub_archive = ck.data.fetch(CUB_URL, "CUB_200_2011.tgz", cache_dir=run.cache, dest_dir=run.data_dir,
+                                md5=None if SMOKE else CUB_MD5)
+    ck.data.extract(cub_archive, run.data_dir, expect=["CUB_200_2011/images.txt", "CUB_200_2011/bounding_boxes.txt"])
 
-birds_dir = None
-try:
-    birds_archive = ck.data.fetch(f"gdrive:{BIRDS_DRIVE_ID}", "birds.zip", cache_dir=run.cache,
-                                  dest_dir=run.data_dir)
-    ck.data.extract(birds_archive, run.data_dir, expect=["birds/train/filenames.pickle",
-                                                         "birds/test/char-CNN-RNN-embeddings.pickle"])
-    birds_dir = run.data_dir / "birds"
-except ck.data.DriveError as err:    # DriveQuotaError, DrivePermissionError
-    print(f"The authors' birds.zip (char-CNN-RNN embeddings) is unavailable from Google Drive:\n{err}\n")
-    print("FALLBACK: the captions will be embedded with the sentence encoder all-MiniLM-L6-v2 (384-d) "
-          "instead of the authors' char-CNN-RNN. Results are then not directly comparable with the paper.")
-    if TEXT_ENCODER != "MiniLM":
-        print("So that later sessions continue this run the same way, set TEXT_ENCODER = \"MiniLM\" in the "
-              "settings cell (a later session that gets the Drive file would otherwise stop with a settings "
-              "mismatch).")
-        TEXT_ENCODER, EMB_DIM = "MiniLM", 384
-        run.config.update(TEXT_ENCODER=TEXT_ENCODER, EMB_DIM=EMB_DIM)   # what the checkpoints record
-    reed_archive = ck.data.fetch(f"gdrive:{REED_CAPTIONS_DRIVE_ID}", "cvpr2016_cub.tar.gz",
-                                 cache_dir=run.cache, dest_dir=run.data_dir)
-    ck.data.extract(reed_archive, run.data_dir / "reed")
+    birds_dir = None
+    try:
+        birds_archive = ck.data.fetch(f"gdrive:{BIRDS_DRIVE_ID}", "birds.zip", cache_dir=run.cache,
+                                      dest_dir=run.data_dir)
+        ck.data.extract(birds_archive, run.data_dir, expect=["birds/train/filenames.pickle",
+                                                             "birds/test/char-CNN-RNN-embeddings.pickle"])
+        birds_dir = run.data_dir / "birds"
+    except ck.data.DriveError as err:    # DriveQuotaError, DrivePermissionError
+        print(f"The authors' birds.zip (char-CNN-RNN embeddings) is unavailable from Google Drive:\n{err}\n")
+        print("FALLBACK: the captions will be embedded with the sentence encoder all-MiniLM-L6-v2 (384-d) "
+              "instead of the authors' char-CNN-RNN. Results are then not directly comparable with the paper.")
+        if TEXT_ENCODER != "MiniLM":
+            print("So that later sessions continue this run the same way, set TEXT_ENCODER = \"MiniLM\" in the "
+                  "settings cell (a later session that gets the Drive file would otherwise stop with a settings "
+                  "mismatch).")
+            TEXT_ENCODER, EMB_DIM = "MiniLM", 384
+            run.config.update(TEXT_ENCODER=TEXT_ENCODER, EMB_DIM=EMB_DIM)   # what the checkpoints record
+        reed_archive = ck.data.fetch(f"gdrive:{REED_CAPTIONS_DRIVE_ID}", "cvpr2016_cub.tar.gz",
+                                     cache_dir=run.cache, dest_dir=run.data_dir)
+        ck.data.extract(reed_archive, run.data_dir / "reed")
 
 # %% [markdown]
 # The index: which images form each split, their bounding boxes and their captions. With the
@@ -494,7 +497,8 @@ def prepare_crops(split: str, sizes=(LOAD0, LOAD)) -> dict:
     return out
 
 
-crops = {split: prepare_crops(split) for split in ("train", "test")}
+with run.main_first():   # several processes: process 0 crops, the others find the files
+    crops = {split: prepare_crops(split) for split in ("train", "test")}
 assert np.load(crops["train"][LOAD0], mmap_mode="r").shape == (len(keys["train"]), LOAD0, LOAD0, 3)
 assert np.load(crops["train"][LOAD], mmap_mode="r").shape == (len(keys["train"]), LOAD, LOAD, 3)
 
@@ -581,7 +585,8 @@ def load_embeddings(split: str) -> np.ndarray:
     return minilm_embeddings(split)
 
 
-emb = {split: load_embeddings(split) for split in ("train", "test")}
+with run.main_first():   # several processes: process 0 embeds (MiniLM) and caches, the others read
+    emb = {split: load_embeddings(split) for split in ("train", "test")}
 for split in emb:
     assert emb[split].shape == (len(keys[split]), 10, EMB_DIM), (split, emb[split].shape)
     assert np.isfinite(emb[split]).all()
@@ -738,8 +743,15 @@ class Discriminator(nn.Module):
         t = self.compress_text(phi)[:, :, None, None].expand(-1, -1, self.M_d, self.M_d)
         return self.score(self.joint(torch.cat([h, t.to(h.dtype)], dim=1))).view(-1)
 
-    def forward(self, image, phi):
-        return self.judge(self.encode_image(image), phi)
+    def forward(self, image, phi, phi_wrong=None, fake=None):
+        """D(I, φ_t) as a logit. Given a mismatched text φ_wrong and a generated batch too, the three
+        scores of a training step (real, wrong, fake) in one call: under DistributedDataParallel only
+        what the forward call computes has its gradients averaged over the processes."""
+        h = self.encode_image(image)
+        score = self.judge(h, phi)
+        if phi_wrong is None:
+            return score
+        return score, self.judge(h, phi_wrong), self(fake, phi)
 
 
 # %% [markdown]
@@ -778,20 +790,19 @@ def gan_step(generate, D, opt_G, opt_D, scaler, real, phi, z, lambda_kl: float, 
     phi_wrong = phi.roll(1, dims=0)                 # each real image paired with another image's text
     with autocast():
         fake, mu, logvar = generate(phi, z)
-        h_real = D.encode_image(real)
-        s_real, s_wrong = D.judge(h_real, phi), D.judge(h_real, phi_wrong)
-        s_fake = D(fake.detach(), phi)
+        s_real, s_wrong, s_fake = D(real, phi, phi_wrong, fake.detach())   # real, wrong and fake pairs
         loss_D = bce(s_real, 1.0) + 0.5 * (bce(s_wrong, 0.0) + bce(s_fake, 0.0))
     opt_D.zero_grad(set_to_none=True)
     scaler.scale(loss_D).backward()
     scaler.step(opt_D)
 
-    D.requires_grad_(False)       # G's step needs gradients through D, not of D's weights
+    D_net = ck.unwrap(D)          # (D itself when wrapped in DDP: its weights get no gradient here)
+    D_net.requires_grad_(False)   # G's step needs gradients through D, not of D's weights
     with autocast():
         kl = kl_divergence(mu, logvar)              # the paper's KL, per sample
-        loss_G_adv = bce(D(fake, phi), 1.0)
+        loss_G_adv = bce(D_net(fake, phi), 1.0)
         loss_G = loss_G_adv + lambda_kl * kl.mean() / mu.shape[1]   # authors' code: mean over the N_g dims
-    D.requires_grad_(True)
+    D_net.requires_grad_(True)
     opt_G.zero_grad(set_to_none=True)
     scaler.scale(loss_G).backward()
     scaler.step(opt_G)
@@ -860,11 +871,15 @@ G0, D0, opt_G0, opt_D0, (sched_G0, sched_D0) = build_pair(StageIGenerator(EMB_DI
 scaler0 = run.precision.make_scaler()
 print(f"Stage-I G0 {n_params(G0):,} parameters, D0 {n_params(D0):,}  (precision {run.precision.name})")
 
+if BATCH % run.world.size:
+    raise ValueError(f"BATCH = {BATCH} does not split over {run.world.size} processes: start torchrun with a "
+                     "number of processes that divides it.")
+B_PROC = BATCH // run.world.size      # each process's share of the batch (all of it in one process)
 loader_kw = dict(seed=SEED, num_workers=WORKERS, pin_memory=device.type == "cuda")
 loader0 = ck.ResumableLoader(BirdsDataset(crops["train"][LOAD0], emb["train"], W0, CAPTIONS_PER_SAMPLE),
-                             BATCH, **loader_kw)
+                             B_PROC, **loader_kw)
 _x, _phi = next(iter(loader0.epoch_batches(0)))
-assert _x.shape == (BATCH, 3, W0, W0) and _phi.shape == (BATCH, EMB_DIM)
+assert _x.shape == (B_PROC, 3, W0, W0) and _phi.shape == (B_PROC, EMB_DIM)
 assert -1.0 <= float(_x.min()) and float(_x.max()) <= 1.0
 
 # Fixed captions and noise for the sample grids: eight test captions, drawn from their own generator
@@ -895,9 +910,23 @@ def stage1_images(phi, z, eps0=None):
 # schedulers, scaler, RNG and the position in the data), so after a disconnect the first step it
 # yields is the one the earlier session had not finished. When Stage-I is already complete it says
 # so and yields nothing; the weights it restored are the final ones.
+#
+# **On several GPUs** (the script twin under `torchrun --nproc_per_node N`, see the README's
+# "Outgrowing Colab"): each process trains on its own `BATCH / N` pairs of every batch of `BATCH`,
+# and DistributedDataParallel (`run.ddp`) averages the gradients, so the weights stay the same in
+# every process. Two things are not the one-process computation, and we leave them so: batch
+# norm normalises each process's `BATCH / N` images by their own statistics (the paper's batch of
+# 64 in one process on Colab; synchronised batch norm would make it the same, at a cost in every
+# layer), and the matching-aware "wrong" texts are shifted within each process's share. That is
+# why `D` judges the real, wrong and fake pairs in one call: DDP averages the gradients of what
+# the wrapped network's forward call computes. Each process keeps its own running statistics
+# between DDP's broadcasts, so when Stage-I ends every process takes process 0's `G0`
+# (`run.copy_from_main`), the one its checkpoint holds. With one process (Colab) `run.ddp(net)` is
+# `net` itself and `run.copy_from_main` does nothing.
 
 # %%
 ck.tensorboard(run.work / "tb")
+G0_train, D0_train = run.ddp(G0), run.ddp(D0)   # what gan_step updates; G0 itself draws the samples
 loop0 = run.loop("stage1", total_steps=EPOCHS0 * loader0.steps_per_epoch, loader=loader0, log_every=LOG_EVERY,
                  state={"G0": G0, "D0": D0, "opt_G0": opt_G0, "opt_D0": opt_D0, "sched_G0": sched_G0,
                         "sched_D0": sched_D0, "scaler": scaler0})
@@ -905,15 +934,16 @@ for step, (real, phi) in loop0:
     real = real.to(device, non_blocking=True, memory_format=MEMORY_FORMAT)
     phi = phi.to(device, non_blocking=True)
     z = torch.randn(real.shape[0], N_z, device=device)
-    values = gan_step(G0, D0, opt_G0, opt_D0, scaler0, real, phi, z, LAMBDA_KL, run.precision.autocast)
+    values = gan_step(G0_train, D0_train, opt_G0, opt_D0, scaler0, real, phi, z, LAMBDA_KL, run.precision.autocast)
     if loop0.end_of_epoch:
         sched_G0.step()
         sched_D0.step()
     loop0.log(**values)
     if loop0.every(LOG_EVERY):
         check_step(values, step)
-    if loop0.every(IMAGE_EVERY):
+    if loop0.every(IMAGE_EVERY) and run.main:
         loop0.log_images("stage1/fixed_captions", stage1_images(fixed_phi, fixed_z, fixed_eps0))
+run.copy_from_main(G0)   # several processes: Stage-II's frozen G0 is process 0's, batch-norm statistics included
 
 # %%
 assert loop0.done
@@ -1019,7 +1049,7 @@ scaler = run.precision.make_scaler()
 G0.eval().requires_grad_(False)                 # Stage-I is frozen from here on
 print(f"Stage-II G {n_params(G):,} parameters, D {n_params(D):,}")
 
-loader = ck.ResumableLoader(BirdsDataset(crops["train"][LOAD], emb["train"], W, CAPTIONS_PER_SAMPLE), BATCH,
+loader = ck.ResumableLoader(BirdsDataset(crops["train"][LOAD], emb["train"], W, CAPTIONS_PER_SAMPLE), B_PROC,
                             **loader_kw)
 
 
@@ -1052,20 +1082,22 @@ assert loop0.done, "Stage-I must be complete before Stage-II: run the Stage-I ce
 loop = run.loop("stage2", total_steps=EPOCHS * loader.steps_per_epoch, loader=loader, log_every=LOG_EVERY, keep=2,
                 state={"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D, "sched_G": sched_G, "sched_D": sched_D,
                        "scaler": scaler})
-generate = lambda phi, z: stage2_generate(G0, G, phi, z)[:3]
+G_train, D_train = run.ddp(G), run.ddp(D)        # G0 is frozen: it needs no DDP
+generate = lambda phi, z: stage2_generate(G0, G_train, phi, z)[:3]
 for step, (real, phi) in loop:
     real = real.to(device, non_blocking=True, memory_format=MEMORY_FORMAT)
     phi = phi.to(device, non_blocking=True)
     z = torch.randn(real.shape[0], N_z, device=device)
-    values = gan_step(generate, D, opt_G, opt_D, scaler, real, phi, z, LAMBDA_KL, run.precision.autocast)
+    values = gan_step(generate, D_train, opt_G, opt_D, scaler, real, phi, z, LAMBDA_KL, run.precision.autocast)
     if loop.end_of_epoch:
         sched_G.step()
         sched_D.step()
     loop.log(**values)
     if loop.every(LOG_EVERY):
         check_step(values, step)
-    if loop.every(IMAGE_EVERY):
+    if loop.every(IMAGE_EVERY) and run.main:
         loop.log_images("stage2/fixed_captions", stage2_images(fixed_phi, fixed_z, fixed_eps0, fixed_eps)[1])
+run.leave_to_main()   # several processes: from here on process 0 alone draws and evaluates
 
 # %%
 assert loop.done

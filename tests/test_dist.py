@@ -171,43 +171,56 @@ def test_began_in_two_processes_gets_the_gradients_of_one_process_with_twice_the
     assert abs(float(one["k_t"]) - float(two["k_t"])) < 1e-12
 
 
-TWINS = {   # notebook → (run name in smoke mode, what its last cell prints)
-    "01_began": ("began-cifar10-gamma0.5-smoke", "play: α ="),
-    "02_cyclegan": ("cyclegan-horse2zebra-smoke", "figure: "),
+TWINS = {   # notebook → (run name in smoke mode, what its last cell prints, its loops; kills land in the last)
+    "01_began": ("began-cifar10-gamma0.5-smoke", "play: α =", ("train",)),
+    "02_cyclegan": ("cyclegan-horse2zebra-smoke", "figure: ", ("train",)),
+    "03_stackgan": ("stackgan-cub-smoke", "StackGAN notebook finished.", ("stage1", "stage2")),
 }
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
 def test_twin_under_torchrun_killed_together_resumes_bit_exact(tmp_path, name):
     """A notebook's script twin, 2 processes, smoke mode: SIGKILLed (the whole group) after a
-    checkpoint, twice, and started again, it ends as an uninterrupted 2-process run, bit for bit."""
+    checkpoint, twice, and started again, it ends as an uninterrupted 2-process run, bit for bit.
+    StackGAN is killed in Stage-II, and Stage-I is not trained again."""
     notebook = REPO / "notebooks" / f"{name}.py"
-    run_name, done = TWINS[name]
+    run_name, done, loops = TWINS[name]
     extra = dict(COLABKIT_SMOKE=1, COLABKIT_SAVE_EVERY_STEPS=1, MPLBACKEND="Agg")
     log = run_group(torchrun(2, notebook), env_for(tmp_path / "ref-home", tmp_path / "ref-work", **extra))
-    assert done in log and "[train] finished" in log
-    folder = tmp_path / "home" / run_name / "train" / "checkpoints"
+    assert done in log and f"[{loops[-1]}] finished" in log
+    folder = tmp_path / "home" / run_name / loops[-1] / "checkpoints"
     env = env_for(tmp_path / "home", tmp_path / "work", **extra)
     kills = 0
     for delay in (0.0, 0.3):
         killed, log = kill_group_after_a_new_checkpoint(torchrun(2, notebook), env, folder, delay=delay)
         kills += killed
     assert kills == 2, log[-3000:]
+    earlier = {lp: sorted(p.name for p in (tmp_path / "home" / run_name / lp / "checkpoints").glob("ckpt-*"))
+               for lp in loops[:-1]}
     log = run_group(torchrun(2, notebook), env)
-    assert "resumed from ckpt-" in log and done in log, log[-3000:]
+    assert f"[{loops[-1]}] resumed from ckpt-" in log and done in log, log[-3000:]
+    for lp in loops[:-1]:   # complete before the kills: restored, not one step trained again
+        assert f"[{lp}] finished" not in log, log[-3000:]
+        assert sorted(p.name for p in (tmp_path / "home" / run_name / lp / "checkpoints").glob("ckpt-*")) \
+            == earlier[lp]
 
-    def final(home):
-        newest = max((home / run_name / "train" / "checkpoints").glob("ckpt-*.pt"))
+    def final(home, lp):
+        newest = max((home / run_name / lp / "checkpoints").glob("ckpt-*.pt"))
         return torch.load(newest, weights_only=True)
 
-    ref, got = final(tmp_path / "ref-home"), final(tmp_path / "home")
-    assert got["step"] == ref["step"] == got["meta"]["total_steps"]
-    assert len(got["ranks"]) == 2
-    n = assert_same(ref["state"], got["state"]) + assert_same(ref["rng"], got["rng"])
-    n += assert_same(ref["ranks"], got["ranks"])
+    n = 0
+    for lp in loops:
+        ref, got = final(tmp_path / "ref-home", lp), final(tmp_path / "home", lp)
+        assert got["step"] == ref["step"] == got["meta"]["total_steps"]
+        assert len(got["ranks"]) == 2
+        n += assert_same(ref["state"], got["state"]) + assert_same(ref["rng"], got["rng"])
+        n += assert_same(ref["ranks"], got["ranks"])
     assert n > 50
+    got = final(tmp_path / "home", loops[-1])
     if name == "01_began":   # k_t is the whole batch's: the same in both processes
         assert torch.equal(got["ranks"][0]["states"]["train"]["k_t"], got["ranks"][1]["states"]["train"]["k_t"])
-    else:                    # each process keeps its own image histories
+    elif name == "02_cyclegan":   # each process keeps its own image histories
         pools = [r["states"]["pool_x"]["images"] for r in got["ranks"]]
         assert pools[0] and not all(torch.equal(a, b) for a, b in zip(*pools))
+    else:                    # each process drew its own noise: the RNG states differ
+        assert not torch.equal(got["ranks"][0]["rng"]["torch"], got["ranks"][1]["rng"]["torch"])
