@@ -187,6 +187,8 @@ class ImageArray(torch.utils.data.Dataset):
     """uint8 images N×H×W×3 (as read_cifar10 returns them) as float tensors 3×H×W in [-1, 1]; `size`
     smaller than the images' averages them down (only the smoke run uses that)."""
 
+    draws_from = ()   # no random draws (the paper trains without augmentation): the loader seeds nothing
+
     def __init__(self, images: np.ndarray, size: int | None = None):
         self.images, self.size = images, size
 
@@ -203,6 +205,8 @@ class ImageArray(torch.utils.data.Dataset):
 
 class CelebAFaces(torch.utils.data.Dataset):
     """Aligned CelebA JPEGs: a centred square crop of side `crop`, resized to size×size, in [-1, 1]."""
+
+    draws_from = ()   # a fixed crop, no random draws
 
     def __init__(self, files, size: int, crop: int = 128):
         self.files, self.size, self.crop = list(files), size, crop

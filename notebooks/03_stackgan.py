@@ -448,6 +448,8 @@ class BirdsDataset(torch.utils.data.Dataset):
     loader worker maps it; nothing large is copied); `embeddings` is (N, 10, D) float32.
     """
 
+    draws_from = ("numpy",)   # the crop, the flip and the captions: the loader seeds (and replays) only NumPy's
+
     def __init__(self, crops_path, embeddings, size: int, k: int):
         self.crops_path, self.embeddings, self.size, self.k = str(crops_path), embeddings, size, k
         self._crops = None
