@@ -143,7 +143,7 @@ class Run:
     store: Store
     work: Path
     data_dir: Path
-    cache: Path
+    cache: Path      # downloaded archives: <home>/cache; on this machine's disk when the home is a bucket URL
     seed: int
     world: World = field(default_factory=World)
 
@@ -202,7 +202,8 @@ class Run:
 
     def loop(self, name: str = "train", **kwargs):
         """A resumable training loop whose checkpoints live in <home>/<name>/ (see colabkit.loop.Loop)."""
-        return Loop(self, name, **kwargs)
+        return Loop(self.store, self.work, name, config=self.config, run_name=self.name, world=self.world,
+                    **kwargs)
 
     def saved_steps(self) -> dict[str, int]:
         """The newest checkpoint step of each loop already in the store (not verified here)."""
@@ -330,7 +331,8 @@ def print_summary(run: Run, *, colab: bool, smoke: bool) -> None:
         ("checkpoints + logs", run.home),
         ("local scratch", str(run.work)),
         ("data sets", str(run.data_dir)),
-        ("archive cache", str(run.cache)),
+        ("archive cache", str(run.cache) + (" (this machine's disk: the home is a bucket, archives are "
+                                             "downloaded again on a new machine)" if "://" in run.home else "")),
         ("seed", str(run.seed)),
     ]
     saved = run.saved_steps()

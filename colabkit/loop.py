@@ -26,6 +26,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
@@ -45,7 +46,7 @@ from .checkpoint import (
 )
 from .config import SPEED, is_speed_key
 from .dist import World, any_of, gather
-from .store import LocalStore
+from .store import LocalStore, Store
 
 VM_LIFETIME_H = 12.0   # Colab recycles a VM after at most this long
 VM_WARN_H = 11.0
@@ -91,27 +92,35 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Loop:
-    def __init__(self, run, name: str = "train", *, total_steps: int, state: dict, loader=None,
+    """Made by `run.loop(name, ...)`, which passes what the loop needs of the run: its store (where
+    `<name>/` goes), its local scratch folder `work`, its settings `config` (recorded in and checked
+    against every checkpoint; read at each save, so later `config.update` calls are recorded), its
+    name and its world of processes."""
+
+    def __init__(self, store: Store, work: Path, name: str = "train", *, config: dict, run_name: str,
+                 world: World | None = None, total_steps: int, state: dict, loader=None,
                  save_every_min: float = 10.0, save_every_steps: int | None = None, keep: int = 3,
                  log_every: int = 50, allow_config_change: bool | list = False, progress: bool = True,
                  take_over: bool = False):
         if total_steps < 0:
             raise ValueError("total_steps must be >= 0")
-        self.run = run
         self.name = name
+        self.config = config
+        self.run_name = run_name
         # Several processes (torchrun): all train; process 0 alone writes, holds the lease, logs.
-        self.world: World = getattr(run, "world", None) or World()
+        self.world: World = world or World()
         self.total_steps = int(total_steps)
         self.objects = dict(state)
         self.loader = loader
         self.save_every_s = save_every_min * 60
+        # COLABKIT_SAVE_EVERY_STEPS (the tests' way to save often) only stands in for an argument not given.
         env_steps = os.environ.get("COLABKIT_SAVE_EVERY_STEPS")
-        self.save_every_steps = int(env_steps) if env_steps else save_every_steps
+        self.save_every_steps = int(env_steps) if save_every_steps is None and env_steps else save_every_steps
         self.log_every = max(1, int(log_every))
         self.progress = progress
-        self.store = run.store.sub(name)
+        self.store = store.sub(name)
         # Where checkpoints wait, on the VM's own disk, while Drive refuses them.
-        self.local_store = LocalStore(run.work / "unsynced" / name)
+        self.local_store = LocalStore(Path(work) / "unsynced" / name)
         self.ckpt = Checkpointer(self.store.sub("checkpoints"), keep=keep, local=self.local_store)
         self.take_over = take_over or os.environ.get("COLABKIT_TAKE_OVER", "") not in ("", "0")
         self.lease = Lease(self.store)
@@ -127,7 +136,7 @@ class Loop:
         self.step = 0          # steps completed
         self.resumed_from: int | None = None
         self._resume(allow_config_change)
-        tb_local = run.work / ("tb" if self.world.main else f"tb-rank{self.world.rank}") / name
+        tb_local = Path(work) / ("tb" if self.world.main else f"tb-rank{self.world.rank}") / name
         self.events = EventLog(tb_local, self.store.sub("tb"), purge_step=self.step)
         self._last_save_time = time.monotonic()
         self._last_saved_step = self.step if self.resumed_from is not None else None
@@ -144,7 +153,7 @@ class Loop:
             print(f"[{self.name}] no checkpoint in {self.ckpt.store.url}: starting at step 0")
             return
         payload, fname = found
-        diffs = diff_config(payload.get("config", {}), self.run.config)
+        diffs = diff_config(payload.get("config", {}), self.config)
         speed = [d for d in diffs if is_speed_key(d[0])]
         if speed:   # cfg["speed"] (ck.settings(speed_only=...)): how fast, not what; may change
             changes = ", ".join(f"{k.removeprefix(SPEED + '.')} {a!r} → {b!r}" for k, a, b in speed)
@@ -282,10 +291,10 @@ class Loop:
         payload = {
             "state": capture(self.objects),
             "rng": rng,
-            "config": self.run.config,
+            "config": self.config,
             "history": {t: list(p) for t, p in self.history.items()},
             "position": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch},
-            "meta": {"run": self.run.name, "loop": self.name, "total_steps": self.total_steps,
+            "meta": {"run": self.run_name, "loop": self.name, "total_steps": self.total_steps,
                      "saved_at": time.time(), "torch": str(torch.__version__)},
         }
         if ranks is not None:

@@ -82,6 +82,8 @@ def test_periodic_and_final_saves(home, monkeypatch):
     monkeypatch.setenv("COLABKIT_SAVE_EVERY_STEPS", "1")
     *_, loop2 = make(total=10)
     assert loop2.save_every_steps == 1
+    *_, loop3 = make(total=10, save_every_steps=4)   # an argument given wins over the variable
+    assert loop3.save_every_steps == 4
 
 
 def test_time_based_save(home, monkeypatch):
