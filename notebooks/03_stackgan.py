@@ -74,7 +74,6 @@ import io
 import json
 import os
 import re
-import shutil
 import tempfile
 import textwrap
 from pathlib import Path
@@ -302,17 +301,13 @@ REED_CAPTIONS_DRIVE_ID = ck.data.REED_CAPTIONS_DRIVE_ID  # Reed et al.'s cvpr201
 
 def place_standin_archives(cache: Path) -> None:
     """Smoke mode: stand-in CUB_200_2011.tgz and birds.zip, in the real layouts, in the archive cache."""
-    names = ("CUB_200_2011.tgz", "birds.zip")
-    if all((cache / n).is_file() for n in names):
+    names = {"cub_archive": "CUB_200_2011.tgz", "birds_archive": "birds.zip"}
+    if all((cache / n).is_file() for n in names.values()):
         return
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        paths = ck.data.standin_cub(tmp / "src", n_classes=4, per_class=8, size=(120, 90), seed=SEED)
-        shutil.move(str(paths["text"]), str(paths["birds"] / "text_c10"))   # birds.zip carries text_c10
-        shutil.make_archive(str(tmp / "birds"), "zip", tmp / "src", "birds")
-        shutil.make_archive(str(tmp / "CUB_200_2011"), "gztar", tmp / "src", "CUB_200_2011")
-        for made, name in ((tmp / "CUB_200_2011.tar.gz", names[0]), (tmp / "birds.zip", names[1])):
-            ck.data.place_in_cache(made, cache, name)   # complete or absent, never half-written
+        made = ck.data.standin_cub(tmp, n_classes=4, per_class=8, size=(120, 90), seed=SEED, archive=True)
+        for key, name in names.items():
+            ck.data.place_in_cache(made[key], cache, name)   # complete or absent, never half-written
 
 
 with run.main_first():   # several processes: process 0 downloads and extracts, then the others read

@@ -886,6 +886,8 @@ def test_cub_standin_archives(tmp_path):
     names = data.load_py2_pickle(root / "birds" / "train" / "filenames.pickle")
     assert all((root / "CUB_200_2011" / "images" / f"{n}.jpg").is_file() for n in names)
     assert os.path.isdir(root / "CUB_200_2011")
+    # birds.zip carries the captions, as the authors' does: text_c10/<class dir>/<file>.txt
+    assert all((root / "birds" / "text_c10" / f"{n}.txt").read_text().count("\n") == 10 for n in names)
 
 
 # ----------------------------------------------------------------------------- the sources registry

@@ -118,7 +118,8 @@ def standin_cub(root, n_classes: int = 4, per_class: int = 6, seed: int = 0, siz
       ``char-CNN-RNN-embeddings.pickle`` (float32 (N, 10, 1024), a bag-of-words projection of
       the captions), ``filenames.pickle`` ("class_dir/file" without extension) and
       ``class_info.pickle`` (int class ids), pickled as Python 2 did (protocol 2);
-    * with ``archive``: ``CUB_200_2011.tgz`` and ``birds.zip`` as well.
+    * with ``archive``: ``CUB_200_2011.tgz`` and ``birds.zip`` as well (``birds.zip`` holding
+      ``birds/text_c10/`` too, as the authors' archive does).
 
     ``size`` is (width, height) of the images. Returns a dict of these paths.
     """
@@ -183,6 +184,6 @@ def standin_cub(root, n_classes: int = 4, per_class: int = 6, seed: int = 0, siz
     if archive:
         out["cub_archive"] = root / "CUB_200_2011.tgz"
         _write_targz(out["cub_archive"], root, ["CUB_200_2011"])
-        out["birds_archive"] = root / "birds.zip"
-        _write_zip(out["birds_archive"], root, "birds")
+        out["birds_archive"] = root / "birds.zip"       # the authors' birds.zip carries the captions too
+        _write_zip(out["birds_archive"], root, "birds", also={"birds/text_c10": text_dir})
     return out

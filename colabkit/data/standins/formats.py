@@ -64,23 +64,29 @@ def _dump_py2(obj, path: Path) -> None:
 _FIXED_DATE = (2017, 3, 30, 12, 0, 0)  # fixed timestamps: the archives are byte-for-byte deterministic
 
 
-def _write_zip(out: Path, root: Path, top: str) -> None:
-    """Zip ``root/top`` with ``top/`` as the single top-level folder (deterministic bytes)."""
+def _write_zip(out: Path, root: Path, top: str, also: dict | None = None) -> None:
+    """Zip ``root/top`` with ``top/`` as the single top-level folder (deterministic bytes). ``also``:
+    {name inside the zip: folder elsewhere}, folders stored under that name as well."""
     tmp = out.with_name(out.name + ".tmp")
+    folders = [(root / top, top), *((Path(src), name) for name, src in (also or {}).items())]
     with zipfile.ZipFile(tmp, "w") as zf:
-        base = root / top
-        for path in [base, *sorted(base.rglob("*"))]:
-            arc = path.relative_to(root).as_posix()
-            if path.is_dir():
-                info = zipfile.ZipInfo(arc + "/", _FIXED_DATE)
-                info.external_attr = (0o40755 << 16) | 0x10
-                zf.writestr(info, b"")
-            else:
-                info = zipfile.ZipInfo(arc, _FIXED_DATE)
-                info.external_attr = 0o100644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, path.read_bytes(), compresslevel=1)
+        for base, name in folders:
+            _zip_folder(zf, base, name)
     os.replace(tmp, out)
+
+
+def _zip_folder(zf: zipfile.ZipFile, base: Path, name: str) -> None:
+    for path in [base, *sorted(base.rglob("*"))]:
+        arc = "/".join([name, *path.relative_to(base).parts])
+        if path.is_dir():
+            info = zipfile.ZipInfo(arc + "/", _FIXED_DATE)
+            info.external_attr = (0o40755 << 16) | 0x10
+            zf.writestr(info, b"")
+        else:
+            info = zipfile.ZipInfo(arc, _FIXED_DATE)
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes(), compresslevel=1)
 
 
 def _write_targz(out: Path, root: Path, names) -> None:
