@@ -84,10 +84,20 @@ class Precision:
     def dtype(self):
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
 
-    def autocast(self):
+    @classmethod
+    def of(cls, dtype, device_type: str) -> Precision:
+        """The precision whose autocast dtype is `dtype` (None: fp32)."""
+        names = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+        if dtype not in names:
+            raise ValueError(f"no precision computes in {dtype}: use torch.bfloat16, torch.float16 or None")
+        return cls(names[dtype], device_type)
+
+    def autocast(self, cache: bool = True):
+        """The autocast context (a no-op for fp32). cache=False recasts the weights at every use,
+        as CUDA graphs need (a replay must not reuse casts made at recording time)."""
         if self.dtype is None:
             return nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
+        return torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=cache)
 
     def make_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler that is active only for fp16; a disabled one elsewhere keeps the code uniform."""

@@ -571,6 +571,8 @@ print("losses and image pool behave as the equations say")
 import contextlib
 import warnings
 
+import colabkit as ck
+
 LOSS_NAMES = ("adv_xy", "adv_yx", "cyc_x", "cyc_y", "idt_x", "idt_y", "loss_G", "loss_D_y", "loss_D_x")
 
 
@@ -684,14 +686,12 @@ class FastSettings:
     """How the fast step runs: autocast dtype (None = fp32), GradScaler (fp16), memory layout."""
 
     def __init__(self, device_type: str = "cpu", dtype=None, scaler=None, channels_last: bool = False):
-        self.device_type, self.dtype, self.channels_last = device_type, dtype, channels_last
+        self.precision, self.channels_last = ck.Precision.of(dtype, device_type), channels_last
         self.scaler = scaler if scaler is not None and scaler.is_enabled() else None
 
     def autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
         # No cast cache: CUDA graphs must redo the weight casts on every replay.
-        return torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=False)
+        return self.precision.autocast(cache=False)
 
     def layout(self, t: torch.Tensor) -> torch.Tensor:
         return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
@@ -1012,8 +1012,7 @@ total_steps = (N_EPOCHS + N_EPOCHS_DECAY) * loader.steps_per_epoch
 loop = run.loop("train", total_steps=total_steps, loader=loader, log_every=LOG_EVERY,
                 state={"G_xy": G_xy, "G_yx": G_yx, "D_x": D_x, "D_y": D_y, "opt_G": opt_G, "opt_D": opt_D,
                        "sched_G": sched_G, "sched_D": sched_D, "scaler": scaler,
-                       "pool_x": pool_x, "pool_y": pool_y},
-                allow_config_change=[f"speed.{k}" for k in cfg["speed"]])
+                       "pool_x": pool_x, "pool_y": pool_y})
 train_step = make_train_step(STEP, model, fast, cuda_graphs=CUDA_GRAPHS)
 # A checkpoint written on another GPU resumes with this GPU's optimizer flags (colabkit keeps them).
 assert not graphs_possible or train_step.enabled

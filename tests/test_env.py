@@ -113,3 +113,16 @@ def test_settings_must_be_plain_values(tmp_path, monkeypatch):
     monkeypatch.setenv("COLABKIT_HOME", str(tmp_path))
     with pytest.raises(ck.SetupError, match="plain values"):
         ck.setup("x", {"path": object()}, allow_cpu=True)
+
+
+def test_precision_of_a_dtype_and_its_autocast_without_the_cast_cache():
+    assert ck.Precision.of(None, "cpu").name == "fp32" and ck.Precision.of(torch.float16, "cuda").name == "fp16"
+    bf16 = ck.Precision.of(torch.bfloat16, "cpu")
+    assert bf16.name == "bf16"
+    with pytest.raises(ValueError, match="no precision computes in torch.float64"):
+        ck.Precision.of(torch.float64, "cpu")
+    with bf16.autocast():
+        assert torch.is_autocast_cache_enabled()
+    with bf16.autocast(cache=False):   # what CUDA graphs need: casts redone at each use
+        assert not torch.is_autocast_cache_enabled()
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
