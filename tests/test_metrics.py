@@ -15,6 +15,7 @@ import scipy.linalg
 import torch
 
 from colabkit import metrics as M
+from colabkit.metrics import extractors as E
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: extractors whose outputs are known functions of the images
@@ -191,6 +192,32 @@ def test_is_handles_zero_probabilities_and_checks_splits():
 
 # ---------------------------------------------------------------------------------------------
 # Fréchet distance
+
+def test_is_and_fid_agree_with_torch_fidelitys_own_functions():
+    """torch-fidelity (the dependency whose Inception colabkit uses) has its own IS and FID code:
+    on the same features, colabkit's numbers are its numbers. IS: torch-fidelity always shuffles
+    with NumPy's RandomState(2020); fed the logits in that order, colabkit's unshuffled splits
+    are the same splits."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    ext = LinearExtractor()
+    logits = torch.from_numpy(ext.ref_logits(images(500).numpy())).float()
+    theirs = isc_features_to_metric(logits, splits=10)
+    order = torch.from_numpy(np.random.RandomState(2020).permutation(len(logits)))
+    mean, std = M.inception_score_from_logits(logits[order], splits=10)
+    assert mean > 1.2
+    assert mean == pytest.approx(theirs["inception_score_mean"], rel=1e-9)
+    assert std == pytest.approx(theirs["inception_score_std"], rel=1e-6)
+
+    # FID: colabkit's batch-by-batch moments and sqrtm against torch-fidelity's np.cov and eigenvalues.
+    a, b = images(400, seed=1), images(300, seed=2) * 0.7 + 0.1
+    ours = M.fid(a, b, ext, batch_size=64, progress=False)
+    pools = [torch.from_numpy(ext.ref_pool(x.numpy())) for x in (a, b)]
+    ref = fid_statistics_to_metric(*(fid_features_to_statistics(f) for f in pools), False)
+    assert ours > 0.5
+    assert ours == pytest.approx(ref["frechet_inception_distance"], rel=1e-8)
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -238,7 +265,7 @@ def test_non_finite_square_root_is_retried_with_eps(monkeypatch):
         args.append(a)
         return np.full_like(a, np.nan) if len(args) == 1 else real_sqrtm(a)
 
-    monkeypatch.setattr(M.linalg, "sqrtm", flaky_sqrtm)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", flaky_sqrtm)
     with pytest.warns(RuntimeWarning, match="diagonals"):
         got = M.frechet_distance(mu1, s1, mu2, s2, eps=1e-3)
     off = np.eye(5) * 1e-3
@@ -251,9 +278,9 @@ def test_non_finite_square_root_is_retried_with_eps(monkeypatch):
 def test_imaginary_parts_small_dropped_large_rejected(monkeypatch):
     mu, s = gaussian_stats(200, 4, seed=9)
     real_sqrtm = scipy.linalg.sqrtm
-    monkeypatch.setattr(M.linalg, "sqrtm", lambda a: real_sqrtm(a) + 1e-6j)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda a: real_sqrtm(a) + 1e-6j)
     assert abs(M.frechet_distance(mu, s, mu, s)) < 1e-8
-    monkeypatch.setattr(M.linalg, "sqrtm", lambda a: real_sqrtm(a) + 0.5j)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda a: real_sqrtm(a) + 0.5j)
     with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="square root"):
         M.frechet_distance(mu, s, mu, s)
 
@@ -568,7 +595,7 @@ def fake_fetch_from_cache(calls):
 def test_inception_extractor_fails_clearly_without_weights(tmp_path, monkeypatch):
     pytest.importorskip("torch_fidelity")
     calls = []
-    monkeypatch.setattr(M, "_fetch", fake_fetch_from_cache(calls))
+    monkeypatch.setattr(E, "_fetch", fake_fetch_from_cache(calls))
     with pytest.raises(M.WeightsUnavailable) as info:
         M.inception_extractor(cache_dir=tmp_path / "cache", dest_dir=tmp_path / "dest")
     msg = str(info.value)
@@ -583,7 +610,7 @@ def test_inception_extractor_loads_the_weights_from_cache_dir(tmp_path, monkeypa
     cache.mkdir()
     place(random_inception_weights, cache / M.INCEPTION_WEIGHTS_FILE)
     calls = []
-    monkeypatch.setattr(M, "_fetch", fake_fetch_from_cache(calls))
+    monkeypatch.setattr(E, "_fetch", fake_fetch_from_cache(calls))
     ext = M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "local", progress=False)
     assert calls == [dict(url=M.INCEPTION_WEIGHTS_URL, filename=M.INCEPTION_WEIGHTS_FILE, cache_dir=cache,
                           dest_dir=tmp_path / "local", sha256=None, progress=False)]
@@ -606,7 +633,7 @@ def test_inception_extractor_resize_like_pytorch_fid(tmp_path, monkeypatch, rand
     cache = tmp_path / "cache"
     cache.mkdir()
     place(random_inception_weights, cache / M.INCEPTION_WEIGHTS_FILE)
-    monkeypatch.setattr(M, "_fetch", fake_fetch_from_cache([]))
+    monkeypatch.setattr(E, "_fetch", fake_fetch_from_cache([]))
     tf1 = M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "a", progress=False)
     pf = M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "b", progress=False, resize="pytorch-fid")
     assert tf1.name != pf.name    # cached statistics of the two never mix
@@ -630,7 +657,7 @@ def test_inception_extractor_explains_a_truncated_file(tmp_path, monkeypatch, ra
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / M.INCEPTION_WEIGHTS_FILE).write_bytes(random_inception_weights.read_bytes()[:100_000])
-    monkeypatch.setattr(M, "_fetch", fake_fetch_from_cache([]))
+    monkeypatch.setattr(E, "_fetch", fake_fetch_from_cache([]))
     with pytest.raises(M.WeightsUnavailable, match="truncated"):
         M.inception_extractor(cache_dir=cache, dest_dir=tmp_path / "dest", progress=False)
 
@@ -646,7 +673,7 @@ def test_inception_extractor_with_the_real_fetch(tmp_path, monkeypatch, random_i
     """Through colabkit.data.fetch itself: offline it fails helpfully; with the file in cache_dir it works."""
     pytest.importorskip("torch_fidelity")
     pytest.importorskip("colabkit.data")
-    monkeypatch.setattr(M, "INCEPTION_WEIGHTS_URL", closed_port_url())
+    monkeypatch.setattr(E, "INCEPTION_WEIGHTS_URL", closed_port_url())
     with pytest.raises(M.WeightsUnavailable, match="tiny_extractor"):
         M.inception_extractor(cache_dir=tmp_path / "empty", dest_dir=tmp_path / "dest0", progress=False)
     cache = tmp_path / "cache"
