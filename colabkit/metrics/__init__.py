@@ -65,14 +65,13 @@ from ..data.sources import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL
 from .cache import cached_stats, stats_filename
 from .extractors import (
     RESIZES,
-    Extractor,
     InceptionExtractor,
     TinyExtractor,
     WeightsUnavailable,
     inception_extractor,
     tiny_extractor,
 )
-from .samples import ROUNDINGS, to_uint8
+from .samples import ROUNDINGS, Extractor, to_uint8
 from .scores import feature_stats, fid, frechet_distance, inception_score, inception_score_from_logits
 from .tables import compare_table
 

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from ..store import open_store
-from .extractors import Extractor
-from .samples import Samples, Stats
+from .samples import Extractor, Samples, Stats
 from .scores import _moments, feature_stats
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -14,14 +14,6 @@ import torch.nn.functional as F
 
 from ..data.sources import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL
 from .samples import to_uint8
-
-
-class Extractor(Protocol):
-    """What the metrics need from a feature extractor (see the module docstring)."""
-
-    name: str
-
-    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
 
 class WeightsUnavailable(RuntimeError):

@@ -3,20 +3,23 @@ walked batch by batch through an extractor; floats in [-1, 1] to uint8 as an ima
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Protocol, Union
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from .extractors import Extractor
+
+class Extractor(Protocol):
+    """What the metrics need from a feature extractor (see colabkit.metrics' docstring)."""
+
+    name: str
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
 
 Samples = Union[torch.Tensor, np.ndarray, Iterable, Callable[[int], torch.Tensor]]
 Stats = tuple[np.ndarray, np.ndarray]
-
-
-ROUNDINGS = ("nearest", "truncate")
 
 
 ROUNDINGS = ("nearest", "truncate")

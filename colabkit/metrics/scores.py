@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from .extractors import Extractor
-from .samples import Samples, Stats, _extract
+from .samples import Extractor, Samples, Stats, _extract
 
 
 def inception_score_from_logits(logits: torch.Tensor | np.ndarray, splits: int = 10,
