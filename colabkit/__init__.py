@@ -9,16 +9,7 @@ import importlib
 
 from . import dist
 from .board import image_grid, plot_history, show, show_images, tensorboard
-from .checkpoint import (
-    Checkpointer,
-    CheckpointError,
-    ConfigMismatch,
-    DriveUnavailable,
-    LeaseHeld,
-    LeaseLost,
-    assert_identical,
-    unwrap,
-)
+from .checkpoint import Checkpointer, DriveUnavailable
 from .config import settings
 from .env import (
     DeviceInfo,
@@ -32,8 +23,10 @@ from .env import (
     setup,
 )
 from .flags import in_colab, smoke_mode
+from .lease import LeaseHeld, LeaseLost
 from .loader import ResumableLoader
 from .loop import Interrupted, Loop, State
+from .state import CheckpointError, ConfigMismatch, assert_identical, unwrap
 from .store import LocalStore, StoreError, open_store
 
 __version__ = "0.1.0"

@@ -5,6 +5,9 @@ for), then a background thread serialises it, writes it to the store under a tem
 renames it, records its SHA-256 beside it, reads it back to verify, and only then prunes the
 oldest checkpoints beyond `keep`. A load walks the checkpoints newest first and takes the first
 one whose checksum verifies and which torch.load(weights_only=True) accepts.
+
+The state a checkpoint holds is taken and put back by colabkit/state.py; the lease that keeps a
+second session out is colabkit/lease.py. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,180 +16,46 @@ import collections
 import errno
 import hashlib
 import io
-import json
-import os
-import random
 import re
-import socket
 import threading
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
 
+from .lease import HEARTBEAT_S, LEASE_NAME, STALE_BEATS, Lease, LeaseHeld, LeaseLost
+from .state import (
+    CheckpointError,
+    ConfigMismatch,
+    assert_identical,
+    capture,
+    diff_config,
+    load_optimizer_state,
+    restore,
+    rng_state,
+    set_rng_state,
+    to_host,
+    unwrap,
+)
 from .store import Store, StoreError
+
+__all__ = ["FORMAT", "NAME_RE", "ckpt_name", "Checkpointer", "SaveRecord", "DriveUnavailable",
+           "CheckpointError", "ConfigMismatch", "assert_identical", "capture", "diff_config",
+           "load_optimizer_state", "restore", "rng_state", "set_rng_state", "to_host", "unwrap",
+           "HEARTBEAT_S", "LEASE_NAME", "STALE_BEATS", "Lease", "LeaseHeld", "LeaseLost"]
 
 FORMAT = "colabkit-checkpoint/1"
 NAME_RE = re.compile(r"^ckpt-(\d{9})\.pt$")
-
-
-class CheckpointError(RuntimeError):
-    pass
-
-
-class ConfigMismatch(CheckpointError):
-    pass
 
 
 def ckpt_name(step: int) -> str:
     return f"ckpt-{step:09d}.pt"
 
 
-# --- state capture -------------------------------------------------------------------------
-
-def unwrap(obj: Any) -> Any:
-    """The module behind torch.compile and DistributedDataParallel wrappers, so saved keys carry no
-    `_orig_mod.` or `module.` prefix (a run saved by N processes loads in one, and the other way)."""
-    while True:
-        if isinstance(obj, torch.nn.parallel.DistributedDataParallel):
-            obj = obj.module
-        elif hasattr(obj, "_orig_mod"):
-            obj = obj._orig_mod
-        else:
-            return obj
-
-
-def to_host(obj: Any) -> Any:
-    """A deep copy with every tensor on the CPU, detached from what training will mutate next."""
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach()
-        return t.to("cpu", copy=True) if t.device.type != "cpu" else t.clone()
-    if isinstance(obj, dict):
-        out = type(obj)((k, to_host(v)) for k, v in obj.items())
-        if hasattr(obj, "_metadata"):  # module state dicts carry per-layer versions
-            out._metadata = obj._metadata
-        return out
-    if isinstance(obj, list):
-        return [to_host(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(to_host(v) for v in obj)
-    return obj
-
-
-def rng_state() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        # numpy arrays are not allowed by weights_only loading; a tensor is.
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        saved = state["cuda"]
-        for i in range(min(len(saved), torch.cuda.device_count())):
-            torch.cuda.set_rng_state(saved[i], i)
-
-
-def capture(objects: dict[str, Any]) -> dict[str, Any]:
-    return {name: unwrap(obj).state_dict() for name, obj in objects.items()}
-
-
-def restore(objects: dict[str, Any], saved: dict[str, Any], source: str) -> None:
-    missing = [name for name in objects if name not in saved]
-    if missing:
-        raise CheckpointError(
-            f"{source} has no state for {missing} (it holds {sorted(saved)}). The notebook registers "
-            "state the checkpoint was not saved with: use a new run name to start over.")
-    for name, obj in objects.items():
-        obj = unwrap(obj)
-        if isinstance(obj, torch.optim.Optimizer):
-            load_optimizer_state(obj, saved[name])
-        elif isinstance(obj, torch.amp.GradScaler) and not saved[name]:
-            # Saved by a disabled scaler (a bf16 or fp32 run) and resumed where it is needed (fp16
-            # on a T4): it starts from its initial scale. torch's own loading refuses the empty state.
-            continue
-        else:
-            obj.load_state_dict(saved[name])
-
-
-# How an optimizer runs on this machine, not what it has learned.
-_IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable")
-
-
-def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
-    """opt.load_state_dict(state), keeping opt's own implementation flags.
-
-    load_state_dict takes the saved param groups whole, flags included, so a run started on a T4
-    and resumed on an A100 would keep the T4's choices (no fused kernel, no CUDA graphs). The
-    hyperparameters (lr, betas, ...) and the moments come from the checkpoint; `fused`, `foreach`
-    and `capturable` stay as the notebook chose them for the GPU it has now.
-    """
-    flags = [{k: g[k] for k in _IMPLEMENTATION_FLAGS if k in g} for g in opt.param_groups]
-    opt.load_state_dict(state)
-    for group, keep in zip(opt.param_groups, flags):
-        group.update(keep)
-        if keep.get("fused") or keep.get("capturable"):   # these keep the step count on the device
-            for p in group["params"]:
-                step = opt.state.get(p, {}).get("step")
-                if isinstance(step, torch.Tensor) and step.device != p.device:
-                    opt.state[p]["step"] = step.to(device=p.device, dtype=torch.float32)
-
-
-def diff_config(saved: dict, current: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Keys whose values differ, dotted for nested dicts."""
-    out = []
-    for key in sorted(set(saved) | set(current), key=str):
-        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += diff_config(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append((f"{prefix}{key}", a, b))
-    return out
-
-
-def assert_identical(a: Any, b: Any, where: str = "") -> int:
-    """Bit-for-bit equality of two nested states (tensors, numbers, containers); returns the number of
-    tensors compared. Raises AssertionError naming the first place they differ."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, f"differs at {where}"
-        assert torch.equal(a, b), f"tensors differ at {where}: max |diff| {(a.double() - b.double()).abs().max()}"
-        return 1
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), f"keys differ at {where}: {set(a) ^ set(b)}"
-        return sum(assert_identical(a[k], b[k], f"{where}.{k}") for k in a)
-    if isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"lengths differ at {where}"
-        return sum(assert_identical(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b)))
-    assert a == b, f"values differ at {where}: {a!r} != {b!r}"
-    return 0
-
-
-# --- the store side ---------------------------------------------------------------------------
-
 class DriveUnavailable(CheckpointError):
     """The loop ended with its newest state on the VM's local disk only (the store kept failing)."""
 
-
-class LeaseHeld(CheckpointError):
-    """Another live session holds this run's lease: this one must not train it."""
-
-
-class LeaseLost(CheckpointError):
-    """Another session took this run's lease over while this one was training."""
 
 
 # The write in flight for each store URL, across Checkpointer objects of this process: a loop made
@@ -537,189 +406,3 @@ def _put(store: Store, name: str, data, digest: str) -> None:
                 pass
         raise
 
-
-# --- one writer per run ------------------------------------------------------------------------
-
-LEASE_NAME = "lease.json"
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError, TypeError):
-        return True
-    return True
-
-
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-
-
-HEARTBEAT_S = 60.0   # the holder renews its lease this often, from a thread of its own…
-STALE_BEATS = 5      # …and another session may take it over after this many missed beats (5 min)
-
-
-class Lease:
-    """A file in the run's folder naming the one session that trains it.
-
-    It holds an owner id, the host, the process, when it started and a heartbeat that the holder
-    renews every minute (a thread of its own, and before each checkpoint write). Another session
-    refuses to train while the heartbeat is younger than five of the holder's heartbeat intervals,
-    unless the holder is a process of this machine that has ended, or it is told to take over. The
-    holder checks the file at every renewal and stops (LeaseLost) when someone else took it over.
-
-    The heartbeat is not tied to the save interval on purpose: after the usual disconnect the old VM
-    is gone, and the next Run all should wait minutes at most for its lease to go stale, not twice a
-    10-minute save interval. Five beats leave room for Drive syncing a file between VMs late.
-    """
-
-    def __init__(self, store: Store, interval_s: float | None = None, *, name: str = LEASE_NAME):
-        self.store, self.name = store, name
-        self.interval_s = float(HEARTBEAT_S if interval_s is None else interval_s)
-        self.owner = uuid.uuid4().hex
-        self.host, self.boot, self.pid = socket.gethostname(), _boot_id(), os.getpid()
-        self.started = time.time()
-        self.held = False
-        self.lost: LeaseLost | None = None     # set by the heartbeat thread; the loop raises it
-        self._lock = threading.Lock()           # renewals and the release never interleave
-        self._stop_beat = threading.Event()
-        self._beat: threading.Thread | None = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.store.url}/{self.name}"
-
-    def read(self) -> dict | None:
-        return self._read()[0]
-
-    def _read(self) -> tuple[dict | None, bool]:
-        """(the lease, whether the file was there but unreadable)."""
-        try:
-            info = json.loads(self.store.read_bytes(self.name).decode())
-        except FileNotFoundError:
-            return None, False
-        except (ValueError, UnicodeDecodeError):
-            return None, True   # a torn or foreign file: treated as no lease, and replaced
-        return (info, False) if isinstance(info, dict) else (None, True)
-
-    def _read_settled(self, tries: int = 3, pause_s: float = 0.1) -> dict | None:
-        """Read, giving a file caught half-written (a store without atomic renames) a moment to settle,
-        so a renewal does not overwrite another session's take-over that is still arriving."""
-        for _ in range(tries - 1):
-            info, torn = self._read()
-            if not torn:
-                return info
-            time.sleep(pause_s)
-        return self._read()[0]
-
-    def _write(self, now: float) -> None:
-        info = {"owner": self.owner, "host": self.host, "boot": self.boot, "pid": self.pid,
-                "started": self.started, "heartbeat": now, "interval_s": self.interval_s}
-        self.store.write_bytes(self.name, json.dumps(info).encode())
-
-    def _verdict(self, info: dict, now: float) -> tuple[bool, str]:
-        """(may take it, why) for a lease held by someone else."""
-        same_machine = info.get("host") == self.host and info.get("boot") == self.boot
-        if same_machine and info.get("pid") == self.pid:
-            return True, ""   # an earlier loop of this very process (the cell was run again)
-        if same_machine and not _pid_alive(info.get("pid")):
-            return True, f"its holder, process {info.get('pid')} on this machine, has ended"
-        age = now - float(info.get("heartbeat", 0))
-        limit = STALE_BEATS * float(info.get("interval_s", self.interval_s))
-        if age > limit:
-            return True, f"its last heartbeat is {_ago(age)} old (it is renewed every {_ago(limit / STALE_BEATS)})"
-        return False, ""
-
-    def acquire(self, take_over: bool = False) -> None:
-        now = time.time()
-        info = self.read()
-        if info is not None and info.get("owner") != self.owner:
-            ok, why = self._verdict(info, now)
-            if not ok and not take_over:
-                raise LeaseHeld(self._held_message(info, now))
-            if not ok:
-                why = "take_over was asked for"
-            if why:
-                print(f"Taking over {self.where} from process {info.get('pid')} on {info.get('host')} "
-                      f"(started {_utc(float(info.get('started', 0)))}): {why}.")
-        self._write(now)
-        back = self.read()   # two sessions starting at once: the last writer wins, the other refuses
-        if back is None or back.get("owner") != self.owner:
-            raise LeaseHeld(self._held_message(back or {}, time.time()))
-        self.held, self.lost = True, None
-        self._stop_beat.clear()
-        self._beat = threading.Thread(target=self._heartbeat, name="colabkit-lease", daemon=True)
-        self._beat.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop_beat.wait(self.interval_s):
-            try:
-                self.refresh()
-            except LeaseLost as exc:
-                self.lost = exc
-                return
-
-    def refresh(self) -> None:
-        """Every heartbeat and before each checkpoint write: make sure this session still holds the
-        lease, and renew it."""
-        with self._lock:
-            self._refresh()
-
-    def _refresh(self) -> None:
-        if not self.held:
-            return
-        try:
-            info = self._read_settled()
-            if info is not None and info.get("owner") != self.owner:
-                self.held = False
-                raise LeaseLost(
-                    f"Another session took this run over: {self.where} now names process {info.get('pid')} on "
-                    f"{info.get('host')} (since {_utc(float(info.get('started', 0)))}). This session stops "
-                    "without saving so the two do not mix their checkpoints; the run continues there.")
-            self._write(time.time())
-        except OSError:
-            pass   # the store is failing; the checkpoint write says so and keeps a local copy
-
-    def release(self) -> None:
-        self._stop_beat.set()
-        with self._lock:
-            self._release()
-
-    def _release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        try:
-            info = self.read()
-            if info is not None and info.get("owner") == self.owner:
-                self.store.delete(self.name)
-        except OSError:
-            pass   # it goes stale by itself
-
-    def _held_message(self, info: dict, now: float) -> str:
-        beat = float(info.get("heartbeat", now))
-        limit = STALE_BEATS * float(info.get("interval_s", self.interval_s))
-        return (
-            f"Another session is training this run: {self.where} is held by process {info.get('pid')} on "
-            f"{info.get('host')} since {_utc(float(info.get('started', now)))}, last heartbeat {_ago(now - beat)} "
-            f"ago (it is renewed every {_ago(limit / STALE_BEATS)} while that session trains). Two sessions "
-            "writing one run would mix their checkpoints, "
-            "so this one does not train. To train here instead: stop the other session (in its tab: Runtime > "
-            f"Disconnect and delete runtime), then wait until its heartbeat is older than {_ago(limit)} "
-            f"(after {_utc(beat + limit)}) and run this cell again; or, if you are sure it is gone, take over "
-            "now with run.loop(..., take_over=True) or %env COLABKIT_TAKE_OVER=1.")

@@ -32,20 +32,11 @@ import torch
 
 from . import flags
 from .board import EventLog, image_grid
-from .checkpoint import (
-    Checkpointer,
-    ConfigMismatch,
-    Lease,
-    LeaseLost,
-    capture,
-    diff_config,
-    restore,
-    rng_state,
-    set_rng_state,
-    to_host,
-)
+from .checkpoint import Checkpointer
 from .config import SPEED, is_speed_key
 from .dist import World, any_of, gather
+from .lease import Lease, LeaseLost
+from .state import ConfigMismatch, capture, diff_config, restore, rng_state, set_rng_state, to_host, unwrap
 from .store import LocalStore, Store
 
 VM_LIFETIME_H = 12.0   # Colab recycles a VM after at most this long
@@ -81,8 +72,6 @@ class State:
 def _per_process(obj) -> bool:
     """Registered state that may differ between processes: all but networks, optimizers, schedulers
     and gradient scalers (the same in every process under DDP, saved once)."""
-    from .checkpoint import unwrap
-
     shared = (torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.amp.GradScaler)
     return not isinstance(unwrap(obj), shared)
 

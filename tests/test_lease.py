@@ -13,7 +13,8 @@ from resume_util import REPO, _read_until, env_for, isolate_colabkit
 from torch import nn
 
 import colabkit as ck
-from colabkit.checkpoint import LEASE_NAME, LeaseHeld, LeaseLost, ckpt_name
+from colabkit.checkpoint import ckpt_name
+from colabkit.lease import LEASE_NAME, LeaseHeld, LeaseLost
 
 SCRIPT = REPO / "tests" / "scripts" / "tiny_train.py"
 
@@ -135,7 +136,7 @@ def test_a_stale_lease_is_taken_over_with_a_note(home, capsys):
 
 def test_the_heartbeat_is_renewed_at_each_save(home, monkeypatch):
     clock = [1_000_000.0]
-    monkeypatch.setattr("colabkit.checkpoint.time.time", lambda: clock[0])
+    monkeypatch.setattr("colabkit.lease.time.time", lambda: clock[0])
     loop, extra = make(total=6)
     beats = []
     for _step, _ in loop:
@@ -161,7 +162,7 @@ def test_a_session_whose_lease_was_taken_over_stops_without_saving(home):
 def test_the_heartbeat_runs_between_saves_and_finds_a_take_over(home, monkeypatch):
     """Saves are 10 minutes apart on Colab; the lease is renewed every minute by a thread of its own,
     so a new VM after a disconnect waits minutes at most, and a take-over is noticed without a save."""
-    monkeypatch.setattr("colabkit.checkpoint.HEARTBEAT_S", 0.05)
+    monkeypatch.setattr("colabkit.lease.HEARTBEAT_S", 0.05)
     run = ck.setup("t", {"seed": 0}, allow_cpu=True, verbose=False)
     extra = ck.State(k_t=0.0)
     loop = run.loop("train", total_steps=1000, state={"net": nn.Linear(2, 1), "extra": extra}, progress=False,
@@ -185,7 +186,7 @@ def test_the_heartbeat_runs_between_saves_and_finds_a_take_over(home, monkeypatc
 def test_a_renewal_that_finds_the_file_half_written_waits_for_it_instead_of_overwriting(tmp_path):
     """On a store without atomic renames a reader can catch another session's take-over mid-write.
     The renewal must not read that as 'no lease' and write its own over it."""
-    from colabkit.checkpoint import Lease
+    from colabkit.lease import Lease
     from colabkit.store import LocalStore
 
     store = LocalStore(tmp_path)
