@@ -33,8 +33,8 @@
 #
 # The training step that runs by default computes the paper's math with fewer, batched and
 # graph-replayed GPU kernels, built to run at least 3× faster than a plain implementation on a
-# modern GPU (section 5; `bench/bench_cyclegan.py` measures it). A plain version of the same step
-# sits next to it, for reading and for comparison.
+# modern GPU (appendix "Making it fast"; `bench/bench_cyclegan.py` measures it). A plain version
+# of the same step sits next to it, for reading and for comparison.
 #
 # Sections follow the paper: 1 the objective, 2 data, 3 networks, 4 losses, 5 training,
 # 6 evaluation (FID), 7 play.
@@ -76,11 +76,11 @@ N_EPOCHS = 100              # epochs at the constant learning rate ...
 N_EPOCHS_DECAY = 100        # ... then epochs of linear decay towards 0 (the pre-2020 reference rule, section 5)
 SEED = 0
 
-# How fast, not what: these change the speed, never the math (section 5).
+# How fast, not what: these change the speed, never the math (appendix "Making it fast").
 STEP = "fast"               # "fast" (default) or "plain" (fp32 eager, one network call per image)
 CUDA_GRAPHS = True          # replay the fast step as two CUDA graphs (bf16 GPUs; T4's fp16 step runs eager)
-CHANNELS_LAST = False       # NHWC tensors on the GPU: off, see section 5 (instance norm)
-COMPILE = False             # torch.compile the four networks (about 2 minutes per session; see section 5)
+CHANNELS_LAST = False       # NHWC tensors on the GPU: off, see the appendix (instance norm)
+COMPILE = False             # torch.compile the four networks (about 2 minutes per session; see the appendix)
 NUM_WORKERS = 2             # data loading processes (Colab gives 2+ CPU cores)
 
 LOG_EVERY = 100             # steps between logged loss averages
@@ -106,7 +106,7 @@ cfg = ck.settings(speed_only=[
     "CUDA_GRAPHS",   # replays the same kernels (its first replay is checked against the eager step)
     "COMPILE",       # fuses kernels: the same math, rounding aside
     "NUM_WORKERS",   # batches are drawn under seeds of (SEED, epoch, batch): the same with any number of workers
-])   # not CHANNELS_LAST: section 5 found instance norm's gradients wrong with it on some builds, so it is guarded
+])   # not CHANNELS_LAST: instance norm's gradients are wrong with it on some builds (appendix), so it is guarded
 
 # %%
 run = ck.setup(f"cyclegan-{DATASET}", config=cfg)
@@ -305,7 +305,7 @@ ck.show_images(ys, nrow=8, title="Y (trainB), drawn at random for each sample")
 #
 # **Instance normalisation** everywhere else: each image's channels are normalised with that
 # image's own mean and variance, with no learned scale or shift and no running statistics. So
-# an image's output never depends on the other images of a batch — which section 5 uses.
+# an image's output never depends on the other images of a batch — which the fast step uses (appendix).
 #
 # Weights are drawn from $\mathcal{N}(0, 0.02)$, biases start at 0.
 
@@ -632,56 +632,15 @@ def plain_step(m: CycleGAN, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 # %% [markdown]
 # ### The same step, faster
-# At batch 1 a 256×256 step is about 2.1 TFLOP: a modern GPU does that arithmetic in a few
-# milliseconds, yet the plain step takes about 94 ms on an H200 (10.6 steps/s, measured for the
-# course). The time goes to thousands of small kernels launched one by one from Python. The
-# default step keeps the math and removes the waste:
-#
-# 1. **Batches of two where it is exact.** $G$ is applied to $x$ (translation) and to $y$
-#    (identity) with the same weights, so `G_xy` runs once on $[x; y]$; likewise `G_yx` on
-#    $[y; x]$ and each discriminator on $[\text{real}; \text{fake}]$. Instance norm takes its
-#    statistics per image, convolutions and activations act per image, and the discriminator's
-#    first layer (no norm) is a convolution: each half of the output is exactly what a call on
-#    that image alone gives. The losses are computed on each half separately, so every term is
-#    the one-image term (an LSGAN mean over one image's patch map, not over both). Eight network
-#    calls instead of twelve.
-# 2. **Precision per GPU**: bf16 autocast on compute capability ≥ 8.0 (A100, L4, H100), fp16
-#    with a gradient scaler on a T4. The losses are computed in fp32 (autocast does that for
-#    `mse_loss` and `l1_loss`); the weights and Adam's moments stay fp32.
-# 3. **Fused Adam**: one kernel updates all parameters of an optimizer.
-# 4. **No host synchronisation**: nothing in the step waits for the GPU. The losses come back as
-#    GPU tensors and `loop.log` fetches them in one transfer every `LOG_EVERY` steps; the
-#    history's coin flips use Python's random generator, not GPU values.
-# 5. **CUDA graphs** (bf16 GPUs): after three ordinary steps, the generator update
-#    (forward, backward, Adam) and the discriminator update are each recorded once as a CUDA
-#    graph and then replayed: one launch replaces thousands. The history query runs between the
-#    two replays, in Python, on a *copy* of the generated images — a graph's outputs are
-#    overwritten by its next replay (the failure noted with `torch.compile(mode="reduce-overhead")`,
-#    whose graphs fed each other). A graph bakes in the learning rate and the optimizer's state
-#    tensors, so it is recorded again when either changes (the learning rate changes once per
-#    epoch during the decay; a resume replaces the optimizer state). The first replay of every
-#    recording is checked against an ordinary forward pass. On a T4 the fp16 step, which needs
-#    the gradient scaler, runs eager: there the arithmetic, not the launches, is the bottleneck.
-#
-# Two tools are available but **off by default**:
-#
-# - `CHANNELS_LAST` (NHWC tensors, the layout tensor-core convolutions prefer). PyTorch's instance
-#   norm computes in the NCHW layout, so in this network every layer converts back and forth and
-#   the layout buys little. Worse, with PyTorch 2.11 and 2.14 on the CPU, instance norm at batch 1 returns
-#   wrong gradients when the gradient arriving from the next layer is channels_last: the outputs
-#   are right, but the weight gradients of the layers before it are off by tens of percent (the
-#   course's tests found this). Whether a GPU build has the same flaw is what
-#   `bench/bench_cyclegan.py --ablate` checks, by comparing gradients with the plain step's.
-# - `COMPILE` (`torch.compile` of the four networks) fuses small kernels. It took 129 s on an
-#   H200 for this model, paid again in every Colab session; the course measured 17.0 steps/s
-#   for the plain step with bf16, channels_last and compile, against 10.6 for the plain fp32
-#   step and 14.9 for the batched bf16 eager step (without CUDA graphs). CUDA graphs remove the
-#   launch overhead without compiling; `bench/bench_cyclegan.py --compile` measures on your GPU
-#   whether compiling on top pays back, and after how many steps.
-#
-# `fast_step` below is the eager version (1–4); `GraphedStep` records its two halves as graphs.
+# The default step (`STEP = "fast"`) is `plain_step`'s math with the waste removed: batched network
+# calls where they are exact, mixed precision, fused Adam, no host synchronisation and, on bf16
+# GPUs, CUDA graphs (a plain step takes about 94 ms on an H200, mostly spent launching small
+# kernels from Python). It is not part of the paper, so its explanation, and a check that both
+# steps give the same losses, are in the **Appendix: Making it fast** at the end. The next cell
+# holds its code (folded in Colab); the lesson goes on with the loop.
 
-# %% tags=["lib"]
+# %% tags=["lib"] cellView="form"
+#@title The fast step: its code (explained in the appendix "Making it fast")
 class FastSettings:
     """How the fast step runs: autocast dtype (None = fp32), GradScaler (fp16), memory layout."""
 
@@ -958,35 +917,6 @@ assert lrs[0] == lrs[N_EPOCHS - 1] == 1.0 and lrs[N_EPOCHS] < 1.0 and 0 < lrs[-1
 print(f"step: {STEP}; precision: {run.precision.name}; channels_last: {use_cl}; "
       f"CUDA graphs: {graphs_possible}; "
       f"compile: {COMPILE and run.device.type == 'cuda'}")
-
-# %% [markdown]
-# **One step, both ways.** From copies of the same state, `plain_step` and the eager
-# `fast_step` give the same losses: exactly the same math (to float rounding in fp32; to bf16
-# rounding on a GPU that trains in bf16). The copies are thrown away: the real run starts below.
-
-# %%
-import copy
-
-rng_saved = random.getstate()
-eager_model = CycleGAN(G_xy, G_yx, D_x, D_y, opt_G, opt_D, pool_x, pool_y, LAMBDA_CYC, LAMBDA_IDT)
-m_plain, m_fast = copy.deepcopy(eager_model), copy.deepcopy(eager_model)   # never compiled: no compile time
-x1, y1 = preview[0][0].to(run.device), preview[0][1].to(run.device)
-random.setstate(rng_saved)
-losses_plain = plain_step(m_plain, x1, y1)
-random.setstate(rng_saved)
-with warnings.catch_warnings():   # the copies' Adam is graph-capturable; here it runs eagerly, once
-    warnings.filterwarnings("ignore", message=".*capturable=True.*")
-    losses_fast = fast_step(m_fast, x1, y1, FastSettings(run.device.type, run.precision.dtype,
-                                                         channels_last=use_cl))
-random.setstate(rng_saved)
-tol = 1e-4 if run.precision.dtype is None else 5e-2
-print(f"{'loss':<9} {'plain':>10} {'fast':>10}")
-for k in LOSS_NAMES:
-    a, b = float(losses_plain[k]), float(losses_fast[k])
-    print(f"{k:<9} {a:>10.5f} {b:>10.5f}")
-    assert torch.isfinite(torch.tensor([a, b])).all()
-    assert abs(a - b) <= tol * max(1.0, abs(a)), (k, a, b)
-del m_plain, m_fast
 
 # %% [markdown]
 # ### The resumable loop
@@ -1413,3 +1343,88 @@ played = show(load_rgb(files["testA"][0]))
 assert len(played) == 2 + sum(d in official for d in ("xy", "yx"))
 assert all(im.shape == (1, 3, CROP_SIZE, CROP_SIZE) and torch.isfinite(im).all()
            for row in played for _, im in row if im is not None)
+
+# %% [markdown]
+# ## Appendix: Making it fast
+#
+# How the default step (`STEP = "fast"`, section 5) gets its speed without changing the math.
+#
+# At batch 1 a 256×256 step is about 2.1 TFLOP: a modern GPU does that arithmetic in a few
+# milliseconds, yet the plain step takes about 94 ms on an H200 (10.6 steps/s, measured for the
+# course). The time goes to thousands of small kernels launched one by one from Python. The
+# default step keeps the math and removes the waste:
+#
+# 1. **Batches of two where it is exact.** $G$ is applied to $x$ (translation) and to $y$
+#    (identity) with the same weights, so `G_xy` runs once on $[x; y]$; likewise `G_yx` on
+#    $[y; x]$ and each discriminator on $[\text{real}; \text{fake}]$. Instance norm takes its
+#    statistics per image, convolutions and activations act per image, and the discriminator's
+#    first layer (no norm) is a convolution: each half of the output is exactly what a call on
+#    that image alone gives. The losses are computed on each half separately, so every term is
+#    the one-image term (an LSGAN mean over one image's patch map, not over both). Eight network
+#    calls instead of twelve.
+# 2. **Precision per GPU**: bf16 autocast on compute capability ≥ 8.0 (A100, L4, H100), fp16
+#    with a gradient scaler on a T4. The losses are computed in fp32 (autocast does that for
+#    `mse_loss` and `l1_loss`); the weights and Adam's moments stay fp32.
+# 3. **Fused Adam**: one kernel updates all parameters of an optimizer.
+# 4. **No host synchronisation**: nothing in the step waits for the GPU. The losses come back as
+#    GPU tensors and `loop.log` fetches them in one transfer every `LOG_EVERY` steps; the
+#    history's coin flips use Python's random generator, not GPU values.
+# 5. **CUDA graphs** (bf16 GPUs): after three ordinary steps, the generator update
+#    (forward, backward, Adam) and the discriminator update are each recorded once as a CUDA
+#    graph and then replayed: one launch replaces thousands. The history query runs between the
+#    two replays, in Python, on a *copy* of the generated images — a graph's outputs are
+#    overwritten by its next replay (the failure noted with `torch.compile(mode="reduce-overhead")`,
+#    whose graphs fed each other). A graph bakes in the learning rate and the optimizer's state
+#    tensors, so it is recorded again when either changes (the learning rate changes once per
+#    epoch during the decay; a resume replaces the optimizer state). The first replay of every
+#    recording is checked against an ordinary forward pass. On a T4 the fp16 step, which needs
+#    the gradient scaler, runs eager: there the arithmetic, not the launches, is the bottleneck.
+#
+# Two tools are available but **off by default**:
+#
+# - `CHANNELS_LAST` (NHWC tensors, the layout tensor-core convolutions prefer). PyTorch's instance
+#   norm computes in the NCHW layout, so in this network every layer converts back and forth and
+#   the layout buys little. Worse, with PyTorch 2.11 and 2.14 on the CPU, instance norm at batch 1 returns
+#   wrong gradients when the gradient arriving from the next layer is channels_last: the outputs
+#   are right, but the weight gradients of the layers before it are off by tens of percent (the
+#   course's tests found this). Whether a GPU build has the same flaw is what
+#   `bench/bench_cyclegan.py --ablate` checks, by comparing gradients with the plain step's.
+# - `COMPILE` (`torch.compile` of the four networks) fuses small kernels. It took 129 s on an
+#   H200 for this model, paid again in every Colab session; the course measured 17.0 steps/s
+#   for the plain step with bf16, channels_last and compile, against 10.6 for the plain fp32
+#   step and 14.9 for the batched bf16 eager step (without CUDA graphs). CUDA graphs remove the
+#   launch overhead without compiling; `bench/bench_cyclegan.py --compile` measures on your GPU
+#   whether compiling on top pays back, and after how many steps.
+#
+# `fast_step` (in the folded cell of section 5) is the eager version (1–4); `GraphedStep` records
+# its two halves as graphs.
+
+# %% [markdown]
+# **One step, both ways.** From copies of the same state (the trained networks), `plain_step`
+# and the eager `fast_step` give the same losses: exactly the same math (to float rounding in
+# fp32; to bf16 rounding on a GPU that trains in bf16). The copies are thrown away. `tests/` checks
+# the same over many steps in float64, and the graphed step against the eager one.
+
+# %%
+import copy
+
+rng_saved = random.getstate()
+eager_model = CycleGAN(G_xy, G_yx, D_x, D_y, opt_G, opt_D, pool_x, pool_y, LAMBDA_CYC, LAMBDA_IDT)
+m_plain, m_fast = copy.deepcopy(eager_model), copy.deepcopy(eager_model)   # never compiled: no compile time
+x1, y1 = preview[0][0].to(run.device), preview[0][1].to(run.device)
+random.setstate(rng_saved)
+losses_plain = plain_step(m_plain, x1, y1)
+random.setstate(rng_saved)
+with warnings.catch_warnings():   # the copies' Adam is graph-capturable; here it runs eagerly, once
+    warnings.filterwarnings("ignore", message=".*capturable=True.*")
+    losses_fast = fast_step(m_fast, x1, y1, FastSettings(run.device.type, run.precision.dtype,
+                                                         channels_last=use_cl))
+random.setstate(rng_saved)
+tol = 1e-4 if run.precision.dtype is None else 5e-2
+print(f"{'loss':<9} {'plain':>10} {'fast':>10}")
+for k in LOSS_NAMES:
+    a, b = float(losses_plain[k]), float(losses_fast[k])
+    print(f"{k:<9} {a:>10.5f} {b:>10.5f}")
+    assert torch.isfinite(torch.tensor([a, b])).all()
+    assert abs(a - b) <= tol * max(1.0, abs(a)), (k, a, b)
+del m_plain, m_fast
