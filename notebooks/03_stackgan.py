@@ -634,6 +634,9 @@ if TEXT_ENCODER == "MiniLM":
     emb = {split: standardise_embeddings(e, emb_stats) for split, e in emb.items()}
     print(f"MiniLM embeddings standardised with the training captions' statistics: their mean had length "
           f"{np.linalg.norm(emb_stats[0]):.2f}, the median coordinate's std was {np.median(emb_stats[1]):.3f}")
+    # Recorded with the settings: a MiniLM run begun before this standardisation existed trained on
+    # other inputs, and stops with a settings mismatch instead of resuming on them unawares.
+    run.config.update(EMB_STANDARDISED=True)
 
 # %% [markdown]
 # ## 3. Stage-I: text → 64×64
