@@ -31,8 +31,11 @@ def isolate_colabkit(monkeypatch, home, work) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600) -> str:
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600, *, own_session: bool = False) -> str:
+    """Run `cmd` to its end; its output, or AssertionError with its tail when it fails. `own_session`:
+    in a session of its own (torchrun's whole group is then one to kill)."""
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          start_new_session=own_session)
     if proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout + proc.stderr

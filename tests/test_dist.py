@@ -15,7 +15,7 @@ import time
 
 import pytest
 import torch
-from resume_util import REPO, assert_same, env_for, newest_complete_step
+from resume_util import REPO, assert_same, env_for, newest_complete_step, run_to_end
 
 import colabkit as ck
 
@@ -28,11 +28,7 @@ def torchrun(n, *args):
 
 
 def run_group(cmd, env, timeout=300):
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
+    return run_to_end(cmd, env, REPO, timeout, own_session=True)
 
 
 def kill_group_after_a_new_checkpoint(cmd, env, folder, delay, timeout=300):
