@@ -24,6 +24,7 @@ What the other pieces do with a world of N processes:
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -84,8 +85,19 @@ def init(device_type: str) -> World:
         torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend)
+        atexit.register(_leave)
     _joined = World(world.rank, world.size, world.local_rank, backend)
     return _joined
+
+
+def _leave() -> None:
+    """At exit: leave the process group, so that its threads end before the interpreter does (left
+    to the interpreter's teardown, gloo's threads sometimes abort the exit of a finished process:
+    "terminate called without an active exception", exit status -6)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:

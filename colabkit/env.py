@@ -199,7 +199,11 @@ class Run:
         if dist.is_initialized():
             dist.destroy_process_group()   # local: process 0 does no collective after training
         sys.stdout.flush()
-        raise SystemExit(0)
+        sys.stderr.flush()
+        # Straight out, without the interpreter's teardown: there, gloo's threads sometimes abort a
+        # finished process ("terminate called without an active exception", exit status -6), which
+        # torchrun reports as a failed run. This process holds no lease and writes no checkpoint.
+        os._exit(0)
 
     def copy_from_main(self, module: torch.nn.Module) -> torch.nn.Module:
         """`module` in every process made equal to process 0's, weights and batch-norm statistics (one

@@ -45,9 +45,9 @@ for step in range(steps):
     synced = world.distributed and not os.environ.get("DDP_GRADS_NO_SYNC")
     values = nb.train_step(x, G, D, opt_G, opt_D, scaler, train, gamma=0.5, lambda_k=0.001, precision=precision,
                            **({"average": run.average} if synced else {}))
-if run.main:
-    plain_G, plain_D = ck.unwrap(G), ck.unwrap(D)
-    torch.save({"grad_G": [p.grad for p in plain_G.parameters()], "grad_D": [p.grad for p in plain_D.parameters()],
-                "G": plain_G.state_dict(), "D": plain_D.state_dict(), "k_t": train.k_t,
-                "L_x": values["L_x"], "L_G": values["L_G"]}, out)
+run.leave_to_main()   # as the notebooks end their training: the other processes leave the group and exit
+plain_G, plain_D = ck.unwrap(G), ck.unwrap(D)
+torch.save({"grad_G": [p.grad for p in plain_G.parameters()], "grad_D": [p.grad for p in plain_D.parameters()],
+            "G": plain_G.state_dict(), "D": plain_D.state_dict(), "k_t": train.k_t,
+            "L_x": values["L_x"], "L_G": values["L_G"]}, out)
 print("DONE")
