@@ -91,9 +91,10 @@ def init(device_type: str) -> World:
 
 
 def _leave() -> None:
-    """At exit: leave the process group, so that its threads end before the interpreter does (left
-    to the interpreter's teardown, gloo's threads sometimes abort the exit of a finished process:
-    "terminate called without an active exception", exit status -6)."""
+    """At exit: leave the process group while the interpreter is still whole, as PyTorch asks. At the
+    interpreter's teardown gloo's threads sometimes abort a finished process ("terminate called
+    without an active exception", exit status -6); this made it rarer in our runs but did not stop
+    it, which is why leave_to_main ends the other processes with os._exit."""
     import torch.distributed as dist
 
     if dist.is_initialized():
