@@ -43,14 +43,20 @@ def run_to_end(cmd: list[str], env: dict, cwd: Path, timeout: float = 600, *, ow
 
 def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: int, done_marker: str,
                    min_delay: float, max_delay: float, sig=signal.SIGKILL, max_attempts: int = 40,
-                   wait_for: str | None = None, progress_folder: Path | Callable | None = None) -> dict:
+                   wait_for: str | None = None, progress_folder: Path | Callable | None = None,
+                   steps: tuple[int, int] | None = None) -> dict:
     """Start `cmd`; `kills` times, send `sig` after a random delay (measured from when the output shows
     `wait_for`, if given), then start it again; finally let it run to the end. Returns counts and logs.
 
     With `progress_folder`, the delay is measured from when that folder holds a complete checkpoint
     newer than the one the attempt started from: on a loaded machine a fixed delay after start can
     end every attempt before its first save, and the run never gets anywhere. A callable in its place
-    returns that newest complete step itself (for a bucket)."""
+    returns that newest complete step itself (for a bucket).
+
+    With `steps=(lo, hi)` as well, each attempt first waits for a checkpoint a random lo..hi steps past
+    the one it started from, and the random delay runs from there: the kills then land at a given
+    number of steps, whatever the machine's speed. With a delay in seconds alone, a fast machine can
+    finish the whole run before the last kills, and the restarts under test never happen."""
     rng = random.Random(seed)
     logs, killed, attempts = [], 0, 0
     while True:
@@ -65,7 +71,8 @@ def run_with_kills(cmd: list[str], env: dict, cwd: Path, *, kills: int, seed: in
             out = _read_until(proc, wait_for, timeout=300) if wait_for else ""
             if progress_folder:
                 t0 = time.monotonic()
-                while (newest() or -1) <= (start_step or -1) \
+                target = (-1 if start_step is None else start_step) + (rng.randint(*steps) if steps else 0)
+                while (-1 if (now := newest()) is None else now) <= target \
                         and proc.poll() is None and time.monotonic() - t0 < 300:
                     time.sleep(0.01)
             time.sleep(rng.uniform(min_delay, max_delay))

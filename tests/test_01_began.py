@@ -211,7 +211,7 @@ def test_killed_notebook_resumes_exactly(tmp_path):
     ref = _final_checkpoint(tmp_path / "ref-home")
 
     res = run_with_kills(cmd, env_for(tmp_path / "home", tmp_path / "work", **extra), REPO, kills=3, seed=7,
-                         done_marker=DONE, wait_for="[train] ", min_delay=0.0, max_delay=2.0,
+                         done_marker=DONE, wait_for="[train] ", min_delay=0.0, max_delay=0.3, steps=(2, 12),
                          progress_folder=tmp_path / "home" / RUN_NAME / "train" / "checkpoints")
     assert res["killed"] >= 2, res["logs"]
     resumed = [m for log in res["logs"] for m in re.finditer(r"resumed from ckpt-(\d{9})\.pt: step ([\d,]+)", log)]

@@ -117,7 +117,7 @@ def test_sigkill_at_random_moments_with_the_run_in_a_bucket_resumes_bit_exact(bu
     folder = f"{name}/home/tiny-smoke/train/checkpoints" if os.environ.get("COLABKIT_SMOKE") \
         else f"{name}/home/tiny/train/checkpoints"
     res = run_with_kills([sys.executable, str(SCRIPT), str(out), str(TOTAL)], env, REPO, kills=4, seed=7,
-                         done_marker="DONE", wait_for="[train] ", min_delay=0.0, max_delay=0.6,
+                         done_marker="DONE", wait_for="[train] ", min_delay=0.0, max_delay=0.1, steps=(1, 6),
                          progress_folder=newest_in_bucket(fs, folder))
     assert res["killed"] >= 3, res["logs"]
     resumed = [log for log in res["logs"] if "resumed from ckpt-" in log and home in log]

@@ -29,7 +29,7 @@ def test_sigkill_at_random_moments_resumes_bit_exact(tmp_path):
     env = env_for(tmp_path / "home", tmp_path / "work", COLABKIT_SAVE_EVERY_STEPS=1, TINY_STEP_SLEEP=0.01,
                   TINY_SLOW_WRITE=0.03)
     res = run_with_kills([sys.executable, str(SCRIPT), str(out), str(TOTAL)], env, REPO, kills=6, seed=1,
-                         done_marker="DONE", wait_for="[train] ", min_delay=0.0, max_delay=1.3,
+                         done_marker="DONE", wait_for="[train] ", min_delay=0.0, max_delay=0.1, steps=(1, 6),
                          progress_folder=tmp_path / "home" / "tiny-smoke" / "train" / "checkpoints")
     assert res["killed"] >= 4, res["logs"]
     resumed = [log for log in res["logs"] if "resumed from ckpt-" in log]
