@@ -682,8 +682,8 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 # picked on seeds 0–4 flatters itself: the same run continued to 4,500 steps met the target on 4 of
 # seeds 0–4 but on 2 of seeds 5–9. So the model still hops between groups of digits, and no setting
 # meets the target on every seed. Two last changes on top of it did not change that: a wider network
-# (n = 16, 2.9 minutes a seed against 1.9) met it on 3 of 5, and β1 = 0.5 (the common PyTorch
-# reproductions' choice) covered more digits (mean 9.2 classes on seeds 0–4, $k_t$ 0.32–0.35) but
+# (n = 16, 2.9 minutes a seed against 1.9) met it on 3 of 5, and β1 = 0.5 (the notebook's former
+# setting) covered more digits (mean 9.2 classes on seeds 0–4, $k_t$ 0.32–0.35) but
 # met the target on 4 of seeds 0–4 and 3 of seeds 5–9: again 7 of 10.
 #
 # **Why $k_t$ collapses.** A step-by-step trace of the h = 8 run at equal learning rates shows it:
@@ -726,7 +726,7 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 # 2,000 and at 4,000 steps), so the figure is a snapshot, not a stable coverage. The paper's skip
 # variant on top was steadier but never reached 8: 6–7 classes and 72–80 % confident on all five
 # seeds (mean diversity 0.147 against 0.138); z = 16 with h = 8 hopped the same way (8 classes at
-# 2,000 steps, 6 at 3,000). Not tried: n = 16, 32×32 images, an average of G's weights over training
+# 2,000 steps, 6 at 3,000). Not tried: 32×32 images, γ 1.0, an average of G's weights over training
 # (it would damp the hopping, but it is not in the paper). The control, $k_t$ frozen at 0, stays one
 # or two identical images: with the small-model setting after 3,000 steps 100 % confident but 2
 # classes (117 copies of one "8", 383 of one "9": diversity 0.006), L(G)/L(x) 0.14, and the loop's
