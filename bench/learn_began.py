@@ -20,6 +20,7 @@ are the small-model setting the notebook's section 5 recommends, found with this
 n = 8, h = z = 8, Glorot init, Adam β = (0.9, 0.999), D's lr 5e-5 (half the paper's 1e-4; the
 public TF reproduction starts at 8e-5) with G's 4× (G_LR_SCALE), the lr floor 2e-5, γ = 0.7 (the
 most diverse of the paper's three); the paper's λ_k = 0.001, k_0 = 0, batch 16.
+`--ema 0.99 0.999` also scores averages of G's weights (a diagnostic outside the paper; training is unchanged).
 `--h 64 --g-lr-scale 1 --init torch --beta1 0.5 --lr 1e-4 --gamma 0.5` is the notebook's former
 configuration, whose k_t collapses; `--skip` is the paper's skip variant.
 
@@ -30,6 +31,7 @@ machine (load ~7) it took about 5.5 minutes. The training dominates, the judge t
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -51,7 +53,7 @@ nb = colabkit.nbcells.load(REPO / "notebooks" / "01_began.py")
 DEFAULTS = dict(size=16, n=8, h=8, z=None, batch=16, steps=3000,
                 lr=5e-5, g_lr_scale=4.0, beta1=0.9, beta2=0.999, init="xavier", gamma=0.7, lambda_k=0.001, k_0=0.0,
                 window=500, patience=3, tolerance=0.01, lr_floor=2e-5, eval_every=500, eval_n=500,
-                warn_after=1000, skip=False, seed=0, control=False)
+                warn_after=1000, skip=False, ema=(), seed=0, control=False)
 
 
 def make_config(**kw) -> dict:
@@ -87,6 +89,9 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
     train = ck.State(k_t=torch.tensor(cfg["k_0"]), lr=cfg["lr"], M_sum=torch.zeros(()), M_best=math.inf,
                      stalled=0, halvings=0, k_max=torch.zeros(()), k_zero_steps=0)
     lambda_k = 0.0 if cfg["control"] else cfg["lambda_k"]
+    # A diagnostic, not the paper: exponential moving averages of G's weights (one per decay in cfg["ema"]),
+    # scored beside G itself at every evaluation; they never feed back into training.
+    G_ema = {d: copy.deepcopy(G).requires_grad_(False) for d in cfg["ema"]}
     z_fixed = nb.sample_z(cfg["eval_n"], cfg["z"], "cpu", generator=torch.Generator().manual_seed(10_000))
     order = torch.Generator().manual_seed(cfg["seed"] + 1)
     perm, pos = torch.randperm(len(data), generator=order), 0
@@ -105,6 +110,10 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
         M_sum += float(out["M_global"])
         since += 1
         train.k_max = torch.maximum(train.k_max, train.k_t)     # as the notebook's loop does
+        with torch.no_grad():
+            for decay, avg in G_ema.items():
+                for p_avg, p in zip(avg.parameters(), G.parameters()):
+                    p_avg.lerp_(p, 1 - decay)
         if step % cfg["window"] == 0:
             nb.end_of_window(train, [opt_G, opt_D], window=cfg["window"], patience=cfg["patience"],
                              tolerance=cfg["tolerance"], floor=cfg["lr_floor"])
@@ -118,6 +127,13 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
             row = dict(step=step, confident=s["confident"], classes=s["classes"], diversity=s["diversity"],
                        M_global=M_sum / since, k_t=float(train.k_t), ratio=ratio_sum / since, lr=train.lr,
                        counts=s["counts"], seconds=time.perf_counter() - t0)
+            if G_ema:
+                row["ema"] = {}
+            for decay, avg in G_ema.items():
+                with torch.no_grad():
+                    e = judge.score(avg(z_fixed))
+                row["ema"][str(decay)] = dict(confident=e["confident"], classes=e["classes"],
+                                              diversity=e["diversity"], counts=e["counts"])
             rows.append(row)
             ratio_sum = M_sum = 0.0
             since = 0
@@ -125,6 +141,9 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
                 f"confident {row['confident']:.1%}, classes {row['classes']}, diversity {row['diversity']:.3f}, "
                 f"M {row['M_global']:.4f}, k_t {row['k_t']:.4f}, L(G)/L(x) {row['ratio']:.3f}, lr {train.lr:.2g}, "
                 f"counts {row['counts']} ({row['seconds']:.0f} s)")
+            for decay, e in row.get("ema", {}).items():
+                log(f"    G's average, decay {decay}: confident {e['confident']:.1%}, classes {e['classes']}, "
+                    f"diversity {e['diversity']:.3f}, counts {e['counts']}")
     with torch.no_grad():
         final = G(z_fixed[:100])
     return dict(rows=rows, samples=final, seconds=time.perf_counter() - t0, warnings=warnings,
@@ -174,6 +193,8 @@ def parse_args(argv=None):
     p.add_argument("--warn-after", type=int, help="steps of k_t at 0 before the notebook's warning")
     p.add_argument("--skip", action="store_true", default=None,
                    help="the paper's skip variant (the notebook's SKIP): h0 up-sampled into every scale")
+    p.add_argument("--ema", type=float, nargs="+", help="also score averages of G's weights with these decays "
+                   "(a diagnostic, not in the paper; never used in training)")
     p.add_argument("--no-control", action="store_true", help="only the working run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--label", default="", help="name of this configuration in the JSON")
@@ -213,6 +234,9 @@ def main(argv=None):
             rows.append([f"{'control' if r['control'] else 'working'} s{r['seed']}", row["step"],
                          f"{row['confident']:.1%}", row["classes"], row["diversity"], row["M_global"], row["k_t"],
                          row["ratio"]])
+            for decay, e in row.get("ema", {}).items():
+                rows.append([f"  G's average, decay {decay}", row["step"], f"{e['confident']:.1%}",
+                             e["classes"], e["diversity"], "", "", ""])
     print()
     print(markdown_table(header, rows))
     print()
