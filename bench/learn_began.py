@@ -3,7 +3,7 @@ scikit-learn's handwritten digits, beside the same run with k_t frozen at 0 (the
 
     python bench/learn_began.py                      # the benchmark: seed 0, 3,000 steps, working and control
     python bench/learn_began.py --seeds 0 1 2 --steps 600 --eval-every 300 --eval-n 300 --window 200 \
-        --warn-after 400                             # the short version whose spread sets the test's margins
+        --warn-after 400 --gamma 0.7 --g-lr-scale 4  # the short version whose spread sets the test's margins
     python bench/learn_began.py --h 64 --n 16 ...    # anything the notebook leaves as a setting
 
 Every `--eval-every` steps it samples `--eval-n` images from fixed noise and scores them with
@@ -16,10 +16,13 @@ pushes back on G, the known BEGAN failure. A PNG of 100 samples per run goes to 
 
 The networks, losses, controller, training step, initialisation, optimiser set-up, lr-halving
 rule and k_t watch are the notebook's (colabkit.nbcells loads its cells tagged "lib"). The defaults
-are the small-model setting the notebook's section 5 recommends, found with this script: 16×16,
+are the best setting found with this script (notebook 01, section 5, has every setting tried): 16×16,
 n = 8, h = z = 8, Glorot init, Adam β = (0.9, 0.999), D's lr 5e-5 (half the paper's 1e-4; the
-public TF reproduction starts at 8e-5) with G's 4× (G_LR_SCALE), the lr floor 2e-5, γ = 0.7 (the
-most diverse of the paper's three); the paper's λ_k = 0.001, k_0 = 0, batch 16.
+public TF reproduction starts at 8e-5) with G's 16× (G_LR_SCALE), the lr floor 2e-5, γ = 0.9; the
+paper's λ_k = 0.001, k_0 = 0, batch 16. It meets the issue's target (≥ 8 digits with ≥ 3 % of the
+samples, ≥ 70 % confident) at step 3,000 on 7 of seeds 0–9, not on all: the small model hops between
+groups of digits. `--gamma 0.7 --g-lr-scale 4` is the earlier small-model setting (1 or 2 of 5 seeds),
+which the test's margins were measured with.
 `--ema 0.99 0.999` also scores averages of G's weights (a diagnostic outside the paper; training is unchanged).
 `--h 64 --g-lr-scale 1 --init torch --beta1 0.5 --lr 1e-4 --gamma 0.5` is the notebook's former
 configuration, whose k_t collapses; `--skip` is the paper's skip variant.
@@ -51,7 +54,7 @@ nb = colabkit.nbcells.load(REPO / "notebooks" / "01_began.py")
 
 # The notebook's defaults, at a reduced width (n) for 16×16 digits on two CPU cores.
 DEFAULTS = dict(size=16, n=8, h=8, z=None, batch=16, steps=3000,
-                lr=5e-5, g_lr_scale=4.0, beta1=0.9, beta2=0.999, init="xavier", gamma=0.7, lambda_k=0.001, k_0=0.0,
+                lr=5e-5, g_lr_scale=16.0, beta1=0.9, beta2=0.999, init="xavier", gamma=0.9, lambda_k=0.001, k_0=0.0,
                 window=500, patience=3, tolerance=0.01, lr_floor=2e-5, eval_every=500, eval_n=500,
                 warn_after=1000, skip=False, ema=(), seed=0, control=False)
 

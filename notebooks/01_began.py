@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -666,9 +666,16 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 # | γ 0.9, G's lr 16×, n = 16 | 3,000 | 8, 8, 9, 7, 6 | 74, 83, 71, 81, 75 % | 3 of 5 |
 # | γ 0.9, G's lr 16×, β1 0.5 | 3,000 | 8, 10, 10, 10, 8 | 76, 80, 75, 70 (69.6), 75 % | 4 of 5 |
 # | same, fresh seeds 5–9 | 3,000 | 8, 8, 7, 10, 10 | 80, 79, 81, 67, 71 % | 3 of 5 |
+# | γ 0.9, G's lr 16×, stall rule on 250-step windows (‡) | 3,000 | 7, 9, 8, 9, 9 | 79, 75, 74, 75, 75 % | 4 of 5 |
+# | γ 0.9, G's lr 16×, lr halved every 1,000 steps (§) | 3,000 | 2, 8, 8, 9, 8 | 96, 77, 73, 67, 72 % | 3 of 5 |
+# | γ 0.9, G's lr 16×, h = 4 (z = 8) | 3,000 | 8, 9, 7, 5, – | 78, 73, 70 (69.8), 80 % | 2 of 4 |
+# | γ 1.0, G's lr 16× | 3,000 | 7, 10, 8, 9, 10 | 77, 75, 76, 72, 63 % | 3 of 5 |
+# | γ 0.9, G's lr 16×, n = 16 | 4,000 | 6, –, –, 8, – | 75, 72 % | seeds 0 and 3 only |
 #
-# (†) on every window without progress: tolerance 0.08, patience 1, floor 5e-6. "G's lr 8×":
-# `G_LR_SCALE = 8` (`--g-lr-scale 8`) instead of the small-model setting's 4.
+# (†) on every window without progress: tolerance 0.08, patience 1, floor 5e-6. (‡) windows of 250
+# steps, patience 2, floor 5e-6: the lr was halved on seed 3 alone. (§) windows of 1,000 steps,
+# every one counted as stalled, floor 5e-6. "G's lr 8×": `G_LR_SCALE = 8` (`--g-lr-scale 8`)
+# instead of the small-model setting's 4.
 #
 # γ is the paper's own diversity knob, and it acts as the paper says: at 0.9 the samples cover
 # 8–10 digits on four of five seeds (mean 8.6 classes, against 5.8 at 0.7), a little less sharply
@@ -685,6 +692,18 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 # (n = 16, 2.9 minutes a seed against 1.9) met it on 3 of 5, and β1 = 0.5 (the notebook's former
 # setting) covered more digits (mean 9.2 classes on seeds 0–4, $k_t$ 0.32–0.35) but
 # met the target on 4 of seeds 0–4 and 3 of seeds 5–9: again 7 of 10.
+#
+# The last rows are five more attempts on top of that setting, and none is more reliable.
+# Annealing the learning rate within the 3,000 steps fixes whichever group of digits $G$ is on when
+# the rate drops: halved every 1,000 steps, seed 0 ended on two digits (96 % confident). γ 1.0 (the
+# top of the paper's range) and h = 4 were no better, and n = 16 trained for 4,000 steps fell back to
+# 6 digits on seed 0. We also scored an average of $G$'s weights beside $G$ itself (an exponential
+# moving average; `--ema 0.99 0.999`; not in the paper, and this notebook does not use it) on
+# seeds 0–3 and 5–8 of the best setting. With decay 0.99 it met the target on 7 of those 8 seeds,
+# where $G$ itself met it on 6. With decay 0.999 the samples were sharper (75–84 % confident) but
+# covered fewer digits (6–8), and it met the target on 3 of 8. So at this size and within the
+# budget of a few CPU minutes the best we found meets the target on 7 of 10 seeds. Within the
+# paper's open choices we found no setting that meets it on every seed.
 #
 # **Why $k_t$ collapses.** A step-by-step trace of the h = 8 run at equal learning rates shows it:
 # $k_t$ rises in the first ~100 steps, then $D$'s autoencoder learns the real digits faster
@@ -726,8 +745,8 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 # 2,000 and at 4,000 steps), so the figure is a snapshot, not a stable coverage. The paper's skip
 # variant on top was steadier but never reached 8: 6–7 classes and 72–80 % confident on all five
 # seeds (mean diversity 0.147 against 0.138); z = 16 with h = 8 hopped the same way (8 classes at
-# 2,000 steps, 6 at 3,000). Not tried: 32×32 images, γ 1.0, an average of G's weights over training
-# (it would damp the hopping, but it is not in the paper). The control, $k_t$ frozen at 0, stays one
+# 2,000 steps, 6 at 3,000). Not tried: 32×32 images (about four times the compute a step). The
+# control, $k_t$ frozen at 0, stays one
 # or two identical images: with the small-model setting after 3,000 steps 100 % confident but 2
 # classes (117 copies of one "8", 383 of one "9": diversity 0.006), L(G)/L(x) 0.14, and the loop's
 # warning fired at step 1,000; the classifier's confident share alone does not tell it from a

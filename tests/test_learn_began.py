@@ -17,9 +17,11 @@ import learn_began  # noqa: E402
 from digits import Judge  # noqa: E402
 
 # Exactly the benchmark's configuration "CAL" (bench/learn_began.py --seeds 0 1 2 --steps 600
-# --eval-every 300 --eval-n 300 --window 200 --warn-after 400, the other settings its defaults);
-# this test runs its seed 0.
-SETTINGS = dict(steps=600, eval_every=600, eval_n=300, window=200, warn_after=400, seed=0)
+# --eval-every 300 --eval-n 300 --window 200 --warn-after 400 --gamma 0.7 --g-lr-scale 4, the other
+# settings its defaults); this test runs its seed 0. γ and G's lr are pinned to the small-model
+# setting the margins below were measured with (the benchmark's own default is now γ 0.9, G 16×).
+SETTINGS = dict(steps=600, eval_every=600, eval_n=300, window=200, warn_after=400, gamma=0.7, g_lr_scale=4.0,
+                seed=0)
 
 
 @pytest.fixture(scope="module")
