@@ -23,7 +23,9 @@ paper's λ_k = 0.001, k_0 = 0, batch 16. It meets the issue's target (≥ 8 digi
 samples, ≥ 70 % confident) at step 3,000 on 7 of seeds 0–9, not on all: the small model hops between
 groups of digits. `--gamma 0.7 --g-lr-scale 4` is the earlier small-model setting (1 or 2 of 5 seeds),
 which the test's margins were measured with.
-`--ema 0.99 0.999` also scores averages of G's weights (a diagnostic outside the paper; training is unchanged).
+`--ema 0.99 0.999` also scores averages of G's weights (a diagnostic outside the paper; training is unchanged);
+`--anneal-from S` halves the lr at the end of every window from step S on; `--channels 1` trains on the
+grey digits in one channel (the default copies the grey into the three channels the notebook's networks draw).
 `--h 64 --g-lr-scale 1 --init torch --beta1 0.5 --lr 1e-4 --gamma 0.5` is the notebook's former
 configuration, whose k_t collapses; `--skip` is the paper's skip variant.
 
@@ -56,7 +58,7 @@ nb = colabkit.nbcells.load(REPO / "notebooks" / "01_began.py")
 DEFAULTS = dict(size=16, n=8, h=8, z=None, batch=16, steps=3000,
                 lr=5e-5, g_lr_scale=16.0, beta1=0.9, beta2=0.999, init="xavier", gamma=0.9, lambda_k=0.001, k_0=0.0,
                 window=500, patience=3, tolerance=0.01, lr_floor=2e-5, eval_every=500, eval_n=500,
-                warn_after=1000, skip=False, ema=(), seed=0, control=False)
+                warn_after=1000, skip=False, ema=(), anneal_from=None, channels=3, seed=0, control=False)
 
 
 def make_config(**kw) -> dict:
@@ -69,21 +71,23 @@ def make_config(**kw) -> dict:
 _DIGITS: dict[int, torch.Tensor] = {}
 
 
-def digits_rgb(size: int) -> torch.Tensor:
-    """The training digits (the judge's own training split) as 3-channel images in [-1, 1]."""
-    if size not in _DIGITS:
+def digits_rgb(size: int, channels: int = 3) -> torch.Tensor:
+    """The training digits (the judge's own training split) as images in [-1, 1] with `channels` equal channels."""
+    if (size, channels) not in _DIGITS:
         train_x = load_digits(size)[0]
-        _DIGITS[size] = train_x.expand(-1, 3, -1, -1).contiguous()
-    return _DIGITS[size]
+        _DIGITS[size, channels] = train_x.expand(-1, channels, -1, -1).contiguous()
+    return _DIGITS[size, channels]
 
 
 def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
     """Train one run as the notebook does (without the checkpointing): rows of figures every
     cfg["eval_every"] steps, the final samples and the wall-clock."""
     torch.manual_seed(cfg["seed"])
-    data = digits_rgb(cfg["size"])
-    G = nb.init_weights(nb.Generator(cfg["size"], cfg["n"], cfg["z"], skip=cfg["skip"]), cfg["init"])
-    D = nb.init_weights(nb.Discriminator(cfg["size"], cfg["n"], cfg["h"], skip=cfg["skip"]), cfg["init"])
+    data = digits_rgb(cfg["size"], cfg["channels"])
+    G = nb.init_weights(nb.Generator(cfg["size"], cfg["n"], cfg["z"], skip=cfg["skip"], channels=cfg["channels"]),
+                        cfg["init"])
+    D = nb.init_weights(nb.Discriminator(cfg["size"], cfg["n"], cfg["h"], skip=cfg["skip"], channels=cfg["channels"]),
+                        cfg["init"])
     betas = (cfg["beta1"], cfg["beta2"])
     opt_G = nb.make_adam(G, cfg["lr"], betas, lr_scale=cfg["g_lr_scale"])
     opt_D = nb.make_adam(D, cfg["lr"], betas)
@@ -118,8 +122,12 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
                 for p_avg, p in zip(avg.parameters(), G.parameters()):
                     p_avg.lerp_(p, 1 - decay)
         if step % cfg["window"] == 0:
-            nb.end_of_window(train, [opt_G, opt_D], window=cfg["window"], patience=cfg["patience"],
-                             tolerance=cfg["tolerance"], floor=cfg["lr_floor"])
+            # From step anneal_from on, every window counts as stalled (patience 1, and no mean can be
+            # 100 % below the best): the lr halves at the end of every window, down to the floor.
+            annealing = cfg["anneal_from"] is not None and step >= cfg["anneal_from"]
+            nb.end_of_window(train, [opt_G, opt_D], window=cfg["window"],
+                             patience=1 if annealing else cfg["patience"],
+                             tolerance=1.0 if annealing else cfg["tolerance"], floor=cfg["lr_floor"])
             msg = nb.watch_k(train, window=cfg["window"], warn_after=cfg["warn_after"])
             if msg:
                 warnings.append((step, msg))
@@ -196,6 +204,10 @@ def parse_args(argv=None):
     p.add_argument("--warn-after", type=int, help="steps of k_t at 0 before the notebook's warning")
     p.add_argument("--skip", action="store_true", default=None,
                    help="the paper's skip variant (the notebook's SKIP): h0 up-sampled into every scale")
+    p.add_argument("--anneal-from", type=int, help="from this step on, halve the lr at the end of every window "
+                   "(the notebook's stall rule with every window counted as stalled), down to --lr-floor")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="image channels (3: the digits' grey copied "
+                   "into RGB, as the notebook's networks draw colour; 1: grey)")
     p.add_argument("--ema", type=float, nargs="+", help="also score averages of G's weights with these decays "
                    "(a diagnostic, not in the paper; never used in training)")
     p.add_argument("--no-control", action="store_true", help="only the working run")
@@ -226,7 +238,7 @@ def main(argv=None):
             name = f"{'control' if control else 'working'}-seed{seed}"
             save_grid(r["samples"], out / f"{args.label or 'run'}-{name}.png",
                       f"{name}: {c['steps']} steps, n={c['n']} h={c['h']} lr={c['lr']:g} (G ×{c['g_lr_scale']:g}) "
-                      f"β1={c['beta1']} γ={c['gamma']:g} init={c['init']}")
+                      f"β1={c['beta1']} γ={c['gamma']:g} init={c['init']}" + (" grey" if c["channels"] == 1 else ""))
             results.append(dict(seed=seed, control=control, config=c, rows=r["rows"], seconds=r["seconds"],
                                 warnings=r["warnings"]))
     header = ["run", "step", "confident", "classes ≥ 3 %", "diversity (real {:.3f})".format(real["diversity"]),

@@ -49,6 +49,13 @@ def test_paper_architecture_sizes_and_shapes(nb):
     Gs = nb.Generator(64, 8, 16, skip=True)
     assert [b[0].in_channels for b in Gs.blocks] == [8, 16, 16, 16]
     assert Gs(nb.sample_z(3, 16, "cpu")).shape == (3, 3, 64, 64)
+    # grey images (the learning benchmark's digits): one channel in and out, the rest unchanged
+    G1, D1 = nb.Generator(16, 8, 8, channels=1), nb.Discriminator(16, 8, 8, channels=1)
+    assert G1(nb.sample_z(2, 8, "cpu")).shape == (2, 1, 16, 16)
+    assert D1(torch.zeros(2, 1, 16, 16)).shape == (2, 1, 16, 16)
+    G3, D3 = nb.Generator(16, 8, 8), nb.Discriminator(16, 8, 8)
+    assert count(G3) - count(G1) == 9 * 8 * 2 + 2                       # the last conv: 2 fewer outputs
+    assert count(D3) - count(D1) == 2 * (9 * 8 * 2) + 2                 # first conv's inputs, last conv's outputs
     with pytest.raises(ValueError):
         nb.n_scales(48)
 
