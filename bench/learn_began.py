@@ -68,10 +68,10 @@ def make_config(**kw) -> dict:
     return cfg
 
 
-_DIGITS: dict[int, torch.Tensor] = {}
+_DIGITS: dict[tuple[int, int], torch.Tensor] = {}
 
 
-def digits_rgb(size: int, channels: int = 3) -> torch.Tensor:
+def training_digits(size: int, channels: int = 3) -> torch.Tensor:
     """The training digits (the judge's own training split) as images in [-1, 1] with `channels` equal channels."""
     if (size, channels) not in _DIGITS:
         train_x = load_digits(size)[0]
@@ -83,7 +83,7 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
     """Train one run as the notebook does (without the checkpointing): rows of figures every
     cfg["eval_every"] steps, the final samples and the wall-clock."""
     torch.manual_seed(cfg["seed"])
-    data = digits_rgb(cfg["size"], cfg["channels"])
+    data = training_digits(cfg["size"], cfg["channels"])
     G = nb.init_weights(nb.Generator(cfg["size"], cfg["n"], cfg["z"], skip=cfg["skip"], channels=cfg["channels"]),
                         cfg["init"])
     D = nb.init_weights(nb.Discriminator(cfg["size"], cfg["n"], cfg["h"], skip=cfg["skip"], channels=cfg["channels"]),
@@ -139,12 +139,8 @@ def train_began(cfg: dict, judge: Judge, *, log=print) -> dict:
                        M_global=M_sum / since, k_t=float(train.k_t), ratio=ratio_sum / since, lr=train.lr,
                        counts=s["counts"], seconds=time.perf_counter() - t0)
             if G_ema:
-                row["ema"] = {}
-            for decay, avg in G_ema.items():
                 with torch.no_grad():
-                    e = judge.score(avg(z_fixed))
-                row["ema"][str(decay)] = dict(confident=e["confident"], classes=e["classes"],
-                                              diversity=e["diversity"], counts=e["counts"])
+                    row["ema"] = {str(decay): judge.score(avg(z_fixed)) for decay, avg in G_ema.items()}
             rows.append(row)
             ratio_sum = M_sum = 0.0
             since = 0

@@ -743,21 +743,20 @@ assert torch.allclose(M, L_x + (GAMMA * L_x - L_G).abs())
 #   steps alone did not help (the γ = 0.5 run at 8,000 steps: 2 classes).
 #
 # The target — at least 8 of the 10 digits with ≥ 3 % of the samples each, ≥ 70 % confident, $k_t$
-# away from 0 — was met by our small-model setting on seed 0 at 3,000 steps in the run of the
-# first table (77 % confident, 8 classes, $k_t$ 0.175; not in the reruns, see above) and on seed 2
-# (75 %, 8 classes, already from step 2,000 on), but not on seeds 1, 3 and 4 (6, 4 and 5 classes;
-# 76, 64 and 76 % confident): **on 1 or 2 of 5 seeds**, with γ 0.9 on 2 of 5, and with γ 0.9
-# and G's lr 16× on 7 of 10. At the small-model setting the digit
-# "4" reached 3 % at step 3,000 in none of the five. The model still hops (seed 0 has 5 classes at
-# 2,000 and at 4,000 steps), so the figure is a snapshot, not a stable coverage. The paper's skip
-# variant on top was steadier but never reached 8: 6–7 classes and 72–80 % confident on all five
-# seeds (mean diversity 0.147 against 0.138); z = 16 with h = 8 hopped the same way (8 classes at
-# 2,000 steps, 6 at 3,000). Not tried: 32×32 images (about four times the compute a step). The
-# control, $k_t$ frozen at 0, stays one
-# or two identical images: with the small-model setting after 3,000 steps 100 % confident but 2
-# classes (117 copies of one "8", 383 of one "9": diversity 0.006), L(G)/L(x) 0.14, and the loop's
-# warning fired at step 1,000; the classifier's confident share alone does not tell it from a
-# working run, the classes and the diversity do.
+# away from 0 — was met by our small-model setting on seed 0 at 3,000 steps in the run of the first
+# table (77 % confident, 8 classes, $k_t$ 0.175; not in the reruns, see above) and on seed 2 (75 %,
+# 8 classes, already from step 2,000 on), but not on seeds 1, 3 and 4 (6, 4 and 5 classes; 76, 64
+# and 76 % confident): **on 1 or 2 of 5 seeds**, with γ 0.9 on 2 of 5, and with γ 0.9 and G's lr 16×
+# on 7 of 10. At the small-model setting the digit "4" reached 3 % at step 3,000 in none of the
+# five. The model still hops (seed 0 has 5 classes at 2,000 and at 4,000 steps), so the figure is a
+# snapshot, not a stable coverage. The paper's skip variant on top was steadier but never reached 8:
+# 6–7 classes and 72–80 % confident on all five seeds (mean diversity 0.147 against 0.138); z = 16
+# with h = 8 hopped the same way (8 classes at 2,000 steps, 6 at 3,000). Not tried: 32×32 images
+# (about four times the compute a step). The control, $k_t$ frozen at 0, stays one or two identical
+# images: with the small-model setting after 3,000 steps 100 % confident but 2 classes (117 copies
+# of one "8", 383 of one "9": diversity 0.006), L(G)/L(x) 0.14, and the loop's warning fired at step
+# 1,000; the classifier's confident share alone does not tell it from a working run, the classes and
+# the diversity do.
 #
 # **Our defaults.** Glorot init, β = (0.9, 0.999) and the lr floor follow the public TF
 # reproduction (they cost nothing and were never worse); `G_LR_SCALE` stays 1, `GAMMA` 0.5 and
